@@ -1,0 +1,196 @@
+import { type Static, type TObject, Type } from "typebox";
+import { formatMoney } from "./money.js";
+
+/**
+ * The event catalog (SPEC §5): every event type Belfry knows, in one place. Each entry gives the
+ * type's data schema, whether producers may ingest it, and, for the five feed types, who sees it
+ * in their feed and how it reads there. Validation, rendering, recipients, the webhook filter and
+ * the docs all come from here, so adding a type touches this file only.
+ */
+
+const Cents = Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
+const Id = Type.Integer({ minimum: 1 });
+const Role = Type.Union([Type.Literal("owner"), Type.Literal("admin"), Type.Literal("member")]);
+const KeyFacts = { key_id: Id, name: Type.String(), prefix: Type.String(), user_id: Id };
+
+/** What a feed type shows in the bell: `link` is a console-relative path or null. */
+export interface Rendered {
+  title: string;
+  body: string;
+  link: string | null;
+}
+
+/** What recipients are computed from: the event, the user it is about, who raised it, org lookups. */
+export interface RecipientContext<D> {
+  data: D;
+  userId: number | null;
+  actorUserId: number | null;
+  /** Ids of the org's owners and admins. */
+  orgManagers(orgId: number): Promise<number[]>;
+}
+
+export interface EventDefinition<S extends TObject = TObject> {
+  /** Schema of `data`; extra fields are allowed and kept. */
+  data: S;
+  /** Producers may raise it through `POST /admin/v1/events`. */
+  ingest: boolean;
+  /** Present for the five feed types: the feed recipients and how a row reads. */
+  feed?: {
+    recipients(ctx: RecipientContext<Static<S>>): number[] | Promise<number[]>;
+    render(data: Static<S>): Rendered;
+  };
+  description: string;
+}
+
+const define = <S extends TObject>(def: EventDefinition<S>) => def;
+
+export const catalog = {
+  "system.payment.received": define({
+    description: "A top-up reached the user's wallet.",
+    ingest: true,
+    data: Type.Object({
+      amount_cents: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+      balance_cents: Cents,
+      receipt: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+    }),
+    feed: {
+      recipients: ({ userId }) => (userId === null ? [] : [userId]),
+      render: (d) => ({
+        title: `Payment received · ${formatMoney(d.amount_cents)}`,
+        body:
+          d.receipt === undefined
+            ? `Your top-up has cleared. Available balance is now ${formatMoney(d.balance_cents)}.`
+            : `Stripe receipt #${d.receipt}. Your balance is now ${formatMoney(d.balance_cents)}.`,
+        link: "/billing",
+      }),
+    },
+  }),
+  "system.balance.notify.dispatched": define({
+    description: "The low-balance cron found the balance below the user's alert threshold.",
+    ingest: true,
+    data: Type.Object({
+      balance_cents: Cents,
+      threshold_cents: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    }),
+    feed: {
+      recipients: ({ userId }) => (userId === null ? [] : [userId]),
+      render: (d) => ({
+        title: `Low balance · ${formatMoney(d.balance_cents)}`,
+        body: `Your balance of ${formatMoney(d.balance_cents)} is below your alert threshold of ${formatMoney(d.threshold_cents)}.`,
+        link: "/billing",
+      }),
+    },
+  }),
+  "admin.org.member.add": define({
+    description: "Someone was added to an org (shown to the org's owners and admins).",
+    ingest: false,
+    data: Type.Object({ org_id: Id, org_name: Type.String(), user_id: Id, email: Type.String(), role: Role }),
+    feed: {
+      recipients: async ({ data, orgManagers }) =>
+        (await orgManagers(data.org_id)).filter((id) => id !== data.user_id),
+      render: (d) => ({
+        title: `New member in ${d.org_name}`,
+        body: `${d.email} joined ${d.org_name} as ${d.role}.`,
+        link: "/org/members",
+      }),
+    },
+  }),
+  "admin.api_key.revoke": define({
+    description: "A platform administrator revoked one of the user's keys (personal or org).",
+    ingest: false,
+    data: Type.Object({ ...KeyFacts, org_id: Type.Union([Id, Type.Null()]) }),
+    feed: {
+      recipients: ({ data }) => [data.user_id],
+      render: (d) => ({
+        title: "API key revoked",
+        body: `A platform administrator revoked your key "${d.name}" (${d.prefix}…).`,
+        link: "/keys",
+      }),
+    },
+  }),
+  "org.api_key.revoke": define({
+    description: "An org owner or admin revoked one of the user's org keys.",
+    ingest: false,
+    data: Type.Object({ ...KeyFacts, org_id: Id, org_name: Type.String(), revoked_by_user_id: Id }),
+    feed: {
+      recipients: ({ data }) => (data.revoked_by_user_id === data.user_id ? [] : [data.user_id]),
+      render: (d) => ({
+        title: "Org API key revoked",
+        body: `An admin of ${d.org_name} revoked your key "${d.name}" (${d.prefix}…).`,
+        link: "/org/keys",
+      }),
+    },
+  }),
+  "admin.org.member.remove": define({
+    description: "A member was removed from an org; their org keys of that org were revoked.",
+    ingest: false,
+    data: Type.Object({
+      org_id: Id,
+      org_name: Type.String(),
+      user_id: Id,
+      email: Type.String(),
+      role: Role,
+      revoked_key_ids: Type.Array(Id),
+    }),
+  }),
+  "admin.org.member.role_change": define({
+    description: "A member's role in an org changed.",
+    ingest: false,
+    data: Type.Object({
+      org_id: Id,
+      org_name: Type.String(),
+      user_id: Id,
+      email: Type.String(),
+      role: Role,
+      previous_role: Role,
+    }),
+  }),
+  "admin.api_key.create": define({
+    description: "A platform administrator created a personal key for the user.",
+    ingest: false,
+    data: Type.Object({ ...KeyFacts, org_id: Type.Null() }),
+  }),
+  "org.api_key.create": define({
+    description: "An org key was created for a member.",
+    ingest: false,
+    data: Type.Object({ ...KeyFacts, org_id: Id, org_name: Type.String() }),
+  }),
+  "admin.user.update": define({
+    description: "A platform administrator changed the user's email or name.",
+    ingest: false,
+    data: Type.Object({
+      user_id: Id,
+      email: Type.String(),
+      name: Type.Union([Type.String(), Type.Null()]),
+      changed: Type.Array(Type.String()),
+    }),
+  }),
+  "webhook.test": define({
+    description: "A test event sent to one webhook endpoint on request.",
+    ingest: false,
+    data: Type.Object({}),
+  }),
+} satisfies Record<string, EventDefinition>;
+
+export type Catalog = typeof catalog;
+export type EventType = keyof Catalog;
+export type EventData<T extends EventType> = Static<Catalog[T]["data"]>;
+
+export const EVENT_TYPES = Object.keys(catalog) as EventType[];
+/** The five types shown in the feed, in catalog order. */
+export const FEED_TYPES = EVENT_TYPES.filter((t) => "feed" in catalog[t]);
+/** The types producers may send to the ingest endpoint. */
+export const INGEST_TYPES = EVENT_TYPES.filter((t) => catalog[t].ingest);
+
+export const isEventType = (t: string): t is EventType => Object.hasOwn(catalog, t);
+export const isFeedType = (t: string): boolean => isEventType(t) && "feed" in catalog[t];
+
+/** A type's feed behaviour with its data type erased, for code that handles any type. */
+export interface FeedBehaviour {
+  recipients(ctx: RecipientContext<unknown>): number[] | Promise<number[]>;
+  render(data: unknown): Rendered;
+}
+
+/** The feed behaviour of `type`, or undefined for webhook-only types. */
+export const feedOf = (type: EventType): FeedBehaviour | undefined =>
+  (catalog[type] as { feed?: FeedBehaviour }).feed;

@@ -1,0 +1,95 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from "../config.js";
+import { ApiError } from "../errors.js";
+import { startServer } from "../server.js";
+import { migrate } from "../store/migrate.js";
+import { openStore } from "../store/store.js";
+import { systemClock } from "../time.js";
+import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
+
+const USAGE = `Usage: belfry <command>
+
+  serve      run the API (the default; what npm start runs)
+  migrate    bring the store's schema up to date and exit
+  admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
+
+Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
+BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
+
+/** How long SIGTERM waits for in-flight requests before giving up. */
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main(argv: string[]): Promise<number> {
+  const [command = "serve", ...rest] = argv;
+  if (command === "--help" || command === "-h" || command === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case "serve":
+      return serve(config);
+    case "migrate": {
+      const store = openStore(config.databaseUrl);
+      try {
+        const applied = await migrate(store);
+        console.log(applied.length ? `Applied: ${applied.join(", ")}` : "Already up to date.");
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    case "admin": {
+      if (rest.length === 0 || rest[0] === "--help") {
+        console.log(ADMIN_USAGE);
+        return rest.length === 0 ? 2 : 0;
+      }
+      const store = openStore(config.databaseUrl);
+      try {
+        await migrate(store);
+        console.log(JSON.stringify(await runAdmin({ store, clock: systemClock }, rest), null, 2));
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
+    default:
+      console.error(USAGE);
+      return 2;
+  }
+}
+
+async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
+  const server = await startServer(config);
+  return new Promise((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      server.app.log.info({ signal }, "shutting down: finishing in-flight requests");
+      setTimeout(() => {
+        server.app.log.error("shutdown took too long; exiting");
+        resolve(1);
+      }, SHUTDOWN_GRACE_MS).unref();
+      server.close().then(
+        () => resolve(0),
+        (error: unknown) => {
+          server.app.log.error({ err: error }, "error while shutting down");
+          resolve(1);
+        },
+      );
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ApiError) console.error(`${error.type}: ${error.message}`);
+    else if (error instanceof UsageError || error instanceof ConfigError) console.error(error.message);
+    else console.error(error);
+    process.exit(error instanceof UsageError ? 2 : 1);
+  },
+);

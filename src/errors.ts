@@ -1,0 +1,35 @@
+/** The `error.type` values of the SPEC's error envelope (§2). */
+export type ErrorType =
+  | "invalid_request_error"
+  | "authentication_error"
+  | "permission_error"
+  | "not_found_error"
+  | "conflict_error"
+  | "rate_limit_error"
+  | "api_error"
+  | "unavailable_error";
+
+/**
+ * The one error Belfry throws on purpose. The HTTP layer renders it as
+ * `{"error": {"type", "message"}}` with `status`; the CLI prints `message`.
+ */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: ErrorType,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export const invalidRequest = (message: string) => new ApiError(400, "invalid_request_error", message);
+export const unauthenticated = (message = "Invalid or missing API key.") =>
+  new ApiError(401, "authentication_error", message);
+export const forbidden = (message: string) => new ApiError(403, "permission_error", message);
+export const notFound = (message: string) => new ApiError(404, "not_found_error", message);
+export const conflict = (message: string) => new ApiError(409, "conflict_error", message);
+export const unavailable = (message = "The store is unavailable; retry shortly.") =>
+  new ApiError(503, "unavailable_error", message, { "retry-after": "1" });

@@ -1,0 +1,54 @@
+import { randomBytes } from "node:crypto";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { Deps } from "../deps.js";
+import { invalidRequest } from "../errors.js";
+import { adminAuth, userAuth } from "./auth.js";
+import { registerErrorHandling, send } from "./error-handler.js";
+import { registerJsonParser } from "./json-body.js";
+import { adminRoutes } from "./routes/admin.js";
+import { feedRoutes } from "./routes/feed.js";
+import { healthRoutes } from "./routes/health.js";
+import { orgKeyRoutes } from "./routes/org-keys.js";
+
+export const BODY_LIMIT = 1024 * 1024;
+
+export interface AppOptions {
+  deps: Deps;
+  adminToken: string;
+  /** Fastify's logger option: `false` in tests, pino options in the server. */
+  logger?: FastifyServerOptions["logger"];
+}
+
+/**
+ * Builds the HTTP API without listening, so tests drive it in-process (`app.inject`) and the
+ * server calls `listen`.
+ */
+export async function buildApp({ deps, adminToken, logger = false }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => `req_${randomBytes(8).toString("hex")}`,
+    disableRequestLogging: false,
+    // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
+    frameworkErrors: (_error, _request, reply) =>
+      send(reply, invalidRequest("The request URL is malformed.")),
+  });
+  app.decorateRequest("principal", null);
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+  registerJsonParser(app);
+  registerErrorHandling(app);
+
+  await app.register(async (scope) => healthRoutes(scope, deps));
+  await app.register(async (scope) => {
+    scope.addHook("preValidation", userAuth(deps));
+    await feedRoutes(scope, deps);
+    await orgKeyRoutes(scope, deps);
+  });
+  await app.register(async (scope) => {
+    scope.addHook("preValidation", adminAuth(adminToken));
+    await adminRoutes(scope, deps);
+  });
+  return app;
+}

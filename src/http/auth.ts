@@ -1,0 +1,34 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
+import type { Deps } from "../deps.js";
+import { unauthenticated } from "../errors.js";
+import { authenticateKey, bearerToken, type Principal } from "../identity/authenticate.js";
+import { sameSecret } from "../identity/key-secret.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** Set by {@link userAuth} on `/api/v1/*` routes. */
+    principal: Principal | null;
+  }
+}
+
+/**
+ * A `preValidation` hook for user routes: resolves the Bearer key to its user. It runs after the
+ * route is matched and the body read, so unknown routes (404) and oversized bodies (413) are
+ * answered before authentication, as SPEC §2 orders.
+ */
+export const userAuth = (deps: Deps) => async (request: FastifyRequest, _reply: FastifyReply) => {
+  request.principal = await authenticateKey(deps, request.headers.authorization);
+};
+
+/** A `preValidation` hook for `/admin/v1/*`: the Bearer token must be `BELFRY_ADMIN_TOKEN`. */
+export const adminAuth = (adminToken: string) => async (request: FastifyRequest, _reply: FastifyReply) => {
+  const token = bearerToken(request.headers.authorization);
+  if (token === undefined || !sameSecret(token, adminToken))
+    throw unauthenticated("Invalid or missing admin token.");
+};
+
+/** The authenticated user of a user route. */
+export function principal(request: FastifyRequest): Principal {
+  if (!request.principal) throw new Error("principal() called on a route without userAuth");
+  return request.principal;
+}

@@ -1,0 +1,65 @@
+import type { FastifyInstance } from "fastify";
+import type { Deps } from "../../deps.js";
+import { IngestResult, ingestEvent } from "../../events/ingest.js";
+import { ApiKey, createOrgKey, createPersonalKey, NewApiKey, revokeKeyAsAdmin } from "../../identity/keys.js";
+import {
+  addMember,
+  changeMemberRole,
+  createOrg,
+  Membership,
+  Org,
+  removeMember,
+} from "../../identity/orgs.js";
+import { createUser, User, updateUser } from "../../identity/users.js";
+import { pathId } from "../params.js";
+
+/** The platform side (SPEC §6): users, keys, orgs and event ingest, behind the admin token. */
+export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
+  const userId = (p: unknown) => pathId(p, "user_id", "user");
+  const orgId = (p: unknown) => pathId(p, "org_id", "org");
+
+  app.post("/admin/v1/users", { schema: { response: { 201: User } } }, async (request, reply) =>
+    reply.code(201).send(await createUser(deps, request.body)),
+  );
+  app.patch("/admin/v1/users/:user_id", { schema: { response: { 200: User } } }, (request) =>
+    updateUser(deps, userId(request.params), request.body),
+  );
+  app.post(
+    "/admin/v1/users/:user_id/keys",
+    { schema: { response: { 201: NewApiKey } } },
+    async (request, reply) =>
+      reply.code(201).send(await createPersonalKey(deps, userId(request.params), request.body)),
+  );
+  app.post("/admin/v1/keys/:key_id/revoke", { schema: { response: { 200: ApiKey } } }, (request) =>
+    revokeKeyAsAdmin(deps, pathId(request.params, "key_id", "API key")),
+  );
+
+  app.post("/admin/v1/orgs", { schema: { response: { 201: Org } } }, async (request, reply) =>
+    reply.code(201).send(await createOrg(deps, request.body)),
+  );
+  app.post(
+    "/admin/v1/orgs/:org_id/members",
+    { schema: { response: { 201: Membership } } },
+    async (request, reply) =>
+      reply.code(201).send(await addMember(deps, orgId(request.params), request.body)),
+  );
+  app.patch(
+    "/admin/v1/orgs/:org_id/members/:user_id",
+    { schema: { response: { 200: Membership } } },
+    (request) => changeMemberRole(deps, orgId(request.params), userId(request.params), request.body),
+  );
+  app.delete("/admin/v1/orgs/:org_id/members/:user_id", async (request, reply) => {
+    await removeMember(deps, orgId(request.params), userId(request.params));
+    return reply.code(204).send();
+  });
+  app.post(
+    "/admin/v1/orgs/:org_id/keys",
+    { schema: { response: { 201: NewApiKey } } },
+    async (request, reply) =>
+      reply.code(201).send(await createOrgKey(deps, orgId(request.params), request.body)),
+  );
+
+  app.post("/admin/v1/events", { schema: { response: { 202: IngestResult } } }, async (request, reply) =>
+    reply.code(202).send(await ingestEvent(deps, request.body)),
+  );
+}

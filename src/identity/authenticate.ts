@@ -1,0 +1,34 @@
+import type { Deps } from "../deps.js";
+import { unauthenticated } from "../errors.js";
+import { hashSecret, KEY_PATTERN, sameHash } from "./key-secret.js";
+
+/** Who a request acts as. Org keys act as their user too (SPEC §1). */
+export interface Principal {
+  userId: number;
+  keyId: number;
+  orgId: number | null;
+}
+
+/**
+ * Resolves an `Authorization` header to the key's user. Reads the store on every call — no cache
+ * — so a revocation takes effect on the very next request on every instance.
+ */
+export async function authenticateKey(deps: Deps, authorization: string | undefined): Promise<Principal> {
+  const secret = bearerToken(authorization);
+  if (secret === undefined || !KEY_PATTERN.test(secret) || secret.length > 256) throw unauthenticated();
+  const hash = hashSecret(secret);
+  const key = await deps.store.db
+    .selectFrom("api_keys")
+    .select(["id", "user_id", "org_id", "secret_hash", "revoked_at"])
+    .where("secret_hash", "=", hash)
+    .executeTakeFirst();
+  if (!key || !sameHash(key.secret_hash, hash)) throw unauthenticated();
+  if (key.revoked_at !== null) throw unauthenticated("This API key has been revoked.");
+  return { userId: key.user_id, keyId: key.id, orgId: key.org_id };
+}
+
+/** The token of `Bearer <token>` (scheme case-insensitive), or undefined. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  const m = /^Bearer +(\S+) *$/i.exec(authorization ?? "");
+  return m?.[1];
+}

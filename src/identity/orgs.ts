@@ -1,0 +1,204 @@
+import type { Transaction } from "kysely";
+import { type Static, Type } from "typebox";
+import type { Deps } from "../deps.js";
+import { conflict, notFound } from "../errors.js";
+import { raiseEvent } from "../events/raise.js";
+import type { Database, OrgRow, Role } from "../store/schema.js";
+import type { Dialect } from "../store/store.js";
+import { toIso } from "../time.js";
+import { validator } from "../validation.js";
+
+export const Org = Type.Object({ id: Type.Integer(), name: Type.String(), created_at: Type.String() });
+export type Org = Static<typeof Org>;
+export const Membership = Type.Object({
+  org_id: Type.Integer(),
+  user_id: Type.Integer(),
+  role: Type.Union([Type.Literal("owner"), Type.Literal("admin"), Type.Literal("member")]),
+});
+export type Membership = Static<typeof Membership>;
+
+const UserId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+export const CreateOrgRequest = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 200 }), owner_user_id: UserId },
+  { additionalProperties: false },
+);
+export const AddMemberRequest = Type.Object(
+  { user_id: UserId, role: Type.Union([Type.Literal("admin"), Type.Literal("member")]) },
+  { additionalProperties: false },
+);
+export const ChangeRoleRequest = Type.Object(
+  { role: Membership.properties.role },
+  { additionalProperties: false },
+);
+const validateCreate = validator(CreateOrgRequest);
+const validateAdd = validator(AddMemberRequest);
+const validateRole = validator(ChangeRoleRequest);
+
+const toOrg = (row: OrgRow): Org => ({ id: row.id, name: row.name, created_at: toIso(row.created_at) });
+
+/** Creates an org with its first owner (`POST /admin/v1/orgs`). */
+export async function createOrg(deps: Deps, body: unknown): Promise<Org> {
+  const req = validateCreate.parse(body);
+  const now = deps.clock();
+  return deps.store.db.transaction().execute(async (trx) => {
+    await requireUser(trx, req.owner_user_id);
+    const org = await trx
+      .insertInto("orgs")
+      .values({ name: req.name, created_at: now })
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    await trx
+      .insertInto("memberships")
+      .values({ org_id: org.id, user_id: req.owner_user_id, role: "owner", created_at: now })
+      .execute();
+    return toOrg(org);
+  });
+}
+
+/** Adds a member (`POST /admin/v1/orgs/:id/members`); raises `admin.org.member.add`. */
+export async function addMember(deps: Deps, orgId: number, body: unknown): Promise<Membership> {
+  const req = validateAdd.parse(body);
+  const now = deps.clock();
+  return deps.store.db.transaction().execute(async (trx) => {
+    const org = await lockOrg(trx, deps.store.dialect, orgId);
+    const user = await requireUser(trx, req.user_id);
+    if (await findMember(trx, orgId, req.user_id)) {
+      throw conflict(`User ${req.user_id} is already a member of org ${orgId}.`);
+    }
+    await trx
+      .insertInto("memberships")
+      .values({ org_id: orgId, user_id: req.user_id, role: req.role, created_at: now })
+      .execute();
+    await raiseEvent(trx, deps.store.dialect, {
+      type: "admin.org.member.add",
+      data: { org_id: orgId, org_name: org.name, user_id: user.id, email: user.email, role: req.role },
+      userId: user.id,
+      orgId,
+      occurredAt: now,
+      createdAt: now,
+    });
+    return { org_id: orgId, user_id: req.user_id, role: req.role };
+  });
+}
+
+/** Changes a member's role; the org's last owner cannot be demoted (409). */
+export async function changeMemberRole(
+  deps: Deps,
+  orgId: number,
+  userId: number,
+  body: unknown,
+): Promise<Membership> {
+  const { role } = validateRole.parse(body);
+  const now = deps.clock();
+  return deps.store.db.transaction().execute(async (trx) => {
+    const org = await lockOrg(trx, deps.store.dialect, orgId);
+    const { member, user } = await requireMember(trx, orgId, userId);
+    if (member.role === role) return { org_id: orgId, user_id: userId, role };
+    if (member.role === "owner") await requireAnotherOwner(trx, orgId, "demoted");
+    await trx
+      .updateTable("memberships")
+      .set({ role })
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId)
+      .execute();
+    await raiseEvent(trx, deps.store.dialect, {
+      type: "admin.org.member.role_change",
+      data: {
+        org_id: orgId,
+        org_name: org.name,
+        user_id: userId,
+        email: user.email,
+        role,
+        previous_role: member.role,
+      },
+      userId,
+      orgId,
+      occurredAt: now,
+      createdAt: now,
+    });
+    return { org_id: orgId, user_id: userId, role };
+  });
+}
+
+/**
+ * Removes a member and revokes their org keys of this org; raises `admin.org.member.remove`.
+ * The org's last owner cannot be removed (409).
+ */
+export async function removeMember(deps: Deps, orgId: number, userId: number): Promise<void> {
+  const now = deps.clock();
+  await deps.store.db.transaction().execute(async (trx) => {
+    const org = await lockOrg(trx, deps.store.dialect, orgId);
+    const { member, user } = await requireMember(trx, orgId, userId);
+    if (member.role === "owner") await requireAnotherOwner(trx, orgId, "removed");
+    await trx.deleteFrom("memberships").where("org_id", "=", orgId).where("user_id", "=", userId).execute();
+    const revoked = await trx
+      .updateTable("api_keys")
+      .set({ revoked_at: now })
+      .where("org_id", "=", orgId)
+      .where("user_id", "=", userId)
+      .where("revoked_at", "is", null)
+      .returning("id")
+      .execute();
+    await raiseEvent(trx, deps.store.dialect, {
+      type: "admin.org.member.remove",
+      data: {
+        org_id: orgId,
+        org_name: org.name,
+        user_id: userId,
+        email: user.email,
+        role: member.role,
+        revoked_key_ids: revoked.map((r) => r.id).sort((a, b) => a - b),
+      },
+      userId,
+      orgId,
+      occurredAt: now,
+      createdAt: now,
+    });
+  });
+}
+
+/**
+ * Reads the org and, on PostgreSQL, locks its row, so membership changes of one org run one at a
+ * time and two concurrent demotions cannot leave it without an owner.
+ */
+async function lockOrg(trx: Transaction<Database>, dialect: Dialect, orgId: number): Promise<OrgRow> {
+  const query = trx.selectFrom("orgs").selectAll().where("id", "=", orgId);
+  const org = await (dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+  if (!org) throw notFound(`No org with id ${orgId}.`);
+  return org;
+}
+
+async function requireUser(trx: Transaction<Database>, userId: number) {
+  const user = await trx
+    .selectFrom("users")
+    .select(["id", "email"])
+    .where("id", "=", userId)
+    .executeTakeFirst();
+  if (!user) throw notFound(`No user with id ${userId}.`);
+  return user;
+}
+
+const findMember = (trx: Transaction<Database>, orgId: number, userId: number) =>
+  trx
+    .selectFrom("memberships")
+    .select("role")
+    .where("org_id", "=", orgId)
+    .where("user_id", "=", userId)
+    .executeTakeFirst();
+
+async function requireMember(trx: Transaction<Database>, orgId: number, userId: number) {
+  const member = await findMember(trx, orgId, userId);
+  if (!member) throw notFound(`User ${userId} is not a member of org ${orgId}.`);
+  return { member: member as { role: Role }, user: await requireUser(trx, userId) };
+}
+
+async function requireAnotherOwner(trx: Transaction<Database>, orgId: number, verb: string): Promise<void> {
+  const owners = await trx
+    .selectFrom("memberships")
+    .select("user_id")
+    .where("org_id", "=", orgId)
+    .where("role", "=", "owner")
+    .limit(2)
+    .execute();
+  if (owners.length < 2) throw conflict(`The last owner of org ${orgId} cannot be ${verb}.`);
+}

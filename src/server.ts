@@ -1,0 +1,63 @@
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import type { Config } from "./config.js";
+import { buildApp } from "./http/app.js";
+import { migrate } from "./store/migrate.js";
+import { openStore, type Store } from "./store/store.js";
+import { systemClock } from "./time.js";
+
+export interface RunningServer {
+  app: FastifyInstance;
+  store: Store;
+  url: string;
+  /** Stops accepting connections, lets in-flight requests finish, then closes the store. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the store, migrates it, and serves the API. Prints where it listens and, when
+ * `BELFRY_ADMIN_TOKEN` was not given, the admin token it generated (once; it is never logged).
+ */
+export async function startServer(
+  config: Config,
+  print: (line: string) => void = console.log,
+): Promise<RunningServer> {
+  let app: FastifyInstance | undefined;
+  const store = openStore(config.databaseUrl, {
+    poolSize: config.pgPoolSize,
+    onPoolError: (error) =>
+      app?.log.warn({ err: { message: error.message } }, "idle database connection failed"),
+  });
+  try {
+    await migrate(store);
+    const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;
+    app = await buildApp({
+      deps: { store, clock: systemClock },
+      adminToken,
+      logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
+    });
+    await app.listen({ port: config.port, host: config.host });
+    const address = app.server.address();
+    const port = typeof address === "object" && address ? address.port : config.port;
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    const url = `http://${host}:${port}`;
+    print(`Belfry listening on ${url} (store: ${store.location})`);
+    if (config.adminToken === undefined) {
+      print(`Admin token (generated for this run, kept in memory only): ${adminToken}`);
+    }
+    const running = app;
+    return {
+      app: running,
+      store,
+      url,
+      close: async () => {
+        await running.close();
+        await store.close();
+      },
+    };
+  } catch (error) {
+    await app?.close();
+    await store.close();
+    throw error;
+  }
+}

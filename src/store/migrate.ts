@@ -1,0 +1,29 @@
+import { type Kysely, type Migration, Migrator } from "kysely";
+import * as initial from "./migrations/0001-initial.js";
+import type { Store } from "./store.js";
+
+const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
+  "0001-initial": initial,
+};
+
+/**
+ * Brings the schema up to date. Safe when several instances start at once: on PostgreSQL,
+ * Kysely's migrator holds an advisory lock for the whole run and each migration is its own
+ * transaction; on SQLite each runs in a `BEGIN IMMEDIATE` transaction.
+ *
+ * @returns the names of the migrations this call applied.
+ */
+export async function migrate(store: Store): Promise<string[]> {
+  const provider = {
+    getMigrations: async () =>
+      Object.fromEntries(
+        Object.entries(migrations).map(([name, m]): [string, Migration] => [
+          name,
+          { up: (db) => m.up(db, store.dialect) },
+        ]),
+      ),
+  };
+  const { error, results = [] } = await new Migrator({ db: store.db, provider }).migrateToLatest();
+  if (error) throw error;
+  return results.filter((r) => r.status === "Success").map((r) => r.migrationName);
+}

@@ -1,0 +1,107 @@
+import type { Generated, Insertable, Selectable } from "kysely";
+
+/**
+ * The tables, as Kysely sees them. Times are whole unix seconds; JSON is kept as text so both
+ * backends store exactly what was sent.
+ */
+export interface Database {
+  users: UsersTable;
+  orgs: OrgsTable;
+  memberships: MembershipsTable;
+  api_keys: ApiKeysTable;
+  events: EventsTable;
+  notifications: NotificationsTable;
+  feed_states: FeedStatesTable;
+  feed_counters: FeedCountersTable;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  email: string;
+  /** `email` folded for the case-insensitive unique index. */
+  email_key: string;
+  name: string | null;
+  created_at: number;
+}
+
+export interface OrgsTable {
+  id: Generated<number>;
+  name: string;
+  created_at: number;
+}
+
+export type Role = "owner" | "admin" | "member";
+
+export interface MembershipsTable {
+  org_id: number;
+  user_id: number;
+  role: Role;
+  created_at: number;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  org_id: number | null;
+  name: string;
+  prefix: string;
+  /** Hex SHA-256 of the whole secret; the secret itself is never stored. */
+  secret_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface EventsTable {
+  id: Generated<number>;
+  /** The producer's `id` for ingested events (unique); null for events Belfry raises itself. */
+  idempotency_key: string | null;
+  /** SHA-256 of the ingest request's content, to tell a retry from a conflicting reuse. */
+  fingerprint: string | null;
+  type: string;
+  /** The user the event is about, when there is one. */
+  user_id: number | null;
+  org_id: number | null;
+  actor_user_id: number | null;
+  /** JSON text of the event's data. */
+  data: string;
+  /** JSON text of the producer's title/body/link overrides, or null. */
+  overrides: string | null;
+  occurred_at: number;
+  created_at: number;
+}
+
+export interface NotificationsTable {
+  id: Generated<number>;
+  user_id: number;
+  event_id: number;
+  type: string;
+  title: string;
+  body: string;
+  link: string | null;
+  created_at: number;
+  read_at: number | null;
+}
+
+/** One row per user: the lock every feed write takes first, the feed version, the mutes. */
+export interface FeedStatesTable {
+  user_id: number;
+  version: number;
+  /** JSON array of muted feed types. */
+  muted_types: string;
+}
+
+/** Kept counts per (user, feed type), changed in the same transaction as the rows. */
+export interface FeedCountersTable {
+  user_id: number;
+  type: string;
+  total: number;
+  unread: number;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type OrgRow = Selectable<OrgsTable>;
+export type MembershipRow = Selectable<MembershipsTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type EventRow = Selectable<EventsTable>;
+export type NewEvent = Insertable<EventsTable>;
+export type NotificationRow = Selectable<NotificationsTable>;
