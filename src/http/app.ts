@@ -28,7 +28,6 @@ export async function buildApp({ deps, adminToken, logger = false }: AppOptions)
     logger,
     bodyLimit: BODY_LIMIT,
     genReqId: () => `req_${randomBytes(8).toString("hex")}`,
-    disableRequestLogging: false,
     // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
     frameworkErrors: (_error, _request, reply) =>
       send(reply, invalidRequest("The request URL is malformed.")),
