@@ -36,6 +36,15 @@ export async function buildApp({ deps, adminToken, logger = false }: AppOptions)
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
   });
+  // While shutting down, answers close their connection: otherwise a keep-alive connection that
+  // carried an in-flight request would hold the process open until its idle timeout.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
   registerJsonParser(app);
   registerErrorHandling(app);
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Sqlite from "better-sqlite3";
-import { Kysely, PostgresDialect, sql, type Transaction } from "kysely";
+import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
@@ -27,6 +27,8 @@ export interface StoreOptions {
   poolSize?: number;
   /** Told about errors of idle pooled connections, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
+  /** Kysely's query log hook (tests read the SQL actually run, e.g. to EXPLAIN it). */
+  log?: LogConfig;
 }
 
 export const DEFAULT_DATABASE_URL = "file:./data/belfry.db";
@@ -41,12 +43,12 @@ export const DEFAULT_DATABASE_URL = "file:./data/belfry.db";
  */
 export function openStore(url: string | undefined, options: StoreOptions = {}): Store {
   const target = url === undefined || url === "" ? DEFAULT_DATABASE_URL : url;
-  if (target.startsWith("file:")) return openSqlite(target.slice("file:".length));
+  if (target.startsWith("file:")) return openSqlite(target.slice("file:".length), options);
   if (/^postgres(ql)?:\/\//.test(target)) return openPostgres(target, options);
   throw new Error(`DATABASE_URL must be file:<path> or postgres://…, got "${target.split(":")[0]}:…"`);
 }
 
-function openSqlite(path: string): Store {
+function openSqlite(path: string, { log }: StoreOptions): Store {
   if (path === "") throw new Error("DATABASE_URL file: needs a path, e.g. file:./data/belfry.db");
   const memory = path === ":memory:";
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
@@ -57,7 +59,7 @@ function openSqlite(path: string): Store {
   database.pragma("synchronous = FULL");
   database.pragma("foreign_keys = ON");
   database.pragma("busy_timeout = 5000");
-  const db = new Kysely<Database>({ dialect: new BelfrySqliteDialect(database) });
+  const db = new Kysely<Database>({ dialect: new BelfrySqliteDialect(database), ...(log && { log }) });
   return {
     db,
     dialect: "sqlite",
@@ -75,7 +77,7 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-function openPostgres(url: string, { poolSize = 10, onPoolError }: StoreOptions): Store {
+function openPostgres(url: string, { poolSize = 10, onPoolError, log }: StoreOptions): Store {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -84,7 +86,7 @@ function openPostgres(url: string, { poolSize = 10, onPoolError }: StoreOptions)
     application_name: "belfry",
   });
   pool.on("error", (error) => onPoolError?.(error));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
   const u = new URL(url);
   return {
     db,

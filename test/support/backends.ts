@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { migrate } from "../../src/store/migrate.js";
-import { openStore, type Store } from "../../src/store/store.js";
+import { openStore, type Store, type StoreOptions } from "../../src/store/store.js";
 
 /**
  * The backends every store-touching suite runs on. PostgreSQL is 127.0.0.1:5432 (or
@@ -70,9 +70,9 @@ export async function freshDatabase(backend: BackendName): Promise<{ url: string
   };
 }
 
-export async function openTestStore(backend: BackendName, poolSize = 10): Promise<TestStore> {
+export async function openTestStore(backend: BackendName, options: StoreOptions = {}): Promise<TestStore> {
   const db = await freshDatabase(backend);
-  const store = openStore(db.url, { poolSize });
+  const store = openStore(db.url, options);
   await migrate(store);
   return {
     store,
