@@ -2,18 +2,22 @@ import type BetterSqlite3 from "better-sqlite3";
 import {
   CompiledQuery,
   type DatabaseConnection,
+  type DialectAdapter,
   type Driver,
+  SqliteAdapter,
   type SqliteDatabase,
   SqliteDialect,
   SqliteDriver,
 } from "kysely";
 
 /**
- * Kysely's SQLite dialect with two changes:
+ * Kysely's SQLite dialect with three changes:
  * - transactions start with `BEGIN IMMEDIATE`, taking the write lock up front, so a transaction
  *   that reads then writes cannot fail half-way with SQLITE_BUSY when another process (the CLI)
  *   writes the same file; the busy timeout simply waits;
- * - prepared statements are cached by SQL text (Kysely prepares every query anew).
+ * - prepared statements are cached by SQL text (Kysely prepares every query anew);
+ * - migrations run in one transaction (SQLite's DDL is transactional; Kysely assumes not), so
+ *   with `BEGIN IMMEDIATE` processes that migrate one file at once take turns.
  */
 export class BelfrySqliteDialect extends SqliteDialect {
   readonly #database: SqliteDatabase;
@@ -26,6 +30,16 @@ export class BelfrySqliteDialect extends SqliteDialect {
 
   override createDriver(): Driver {
     return new ImmediateSqliteDriver({ database: this.#database });
+  }
+
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
   }
 }
 
