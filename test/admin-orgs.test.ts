@@ -250,22 +250,21 @@ describe.each(BACKENDS)("admin orgs and members API on %s", (backend) => {
       const user = await member(org.id, "member");
       expect((await add(elsewhere.id, user.id, "member")).status).toBe(201);
       const colleague = await member(org.id, "member", "colleague");
-      const [k1, k2, kOther, kColleague] = await Promise.all([
-        orgKey(org.id, user.id, "ci"),
-        orgKey(org.id, user.id, "laptop"),
-        orgKey(elsewhere.id, user.id),
-        orgKey(org.id, colleague.id),
-      ]);
-      for (const k of [k1, k2, kOther, kColleague]) expect(k!.status, k!.text).toBe(201);
-      expect((await unreadCount(k1!.json.key)).status).toBe(200);
+      // One at a time, so ids follow this order.
+      const k1 = await orgKey(org.id, user.id, "ci");
+      const k2 = await orgKey(org.id, user.id, "laptop");
+      const kOther = await orgKey(elsewhere.id, user.id);
+      const kColleague = await orgKey(org.id, colleague.id);
+      for (const k of [k1, k2, kOther, kColleague]) expect(k.status, k.text).toBe(201);
+      expect((await unreadCount(k1.json.key)).status).toBe(200);
 
       expect((await remove(org.id, user.id)).status).toBe(204);
-      for (const k of [k1!, k2!]) {
+      for (const k of [k1, k2]) {
         expect(isEnvelope(await unreadCount(k.json.key), 401, "authentication_error"), k.json.name).toBe(
           true,
         );
       }
-      for (const key of [user.key, kOther!.json.key, kColleague!.json.key]) {
+      for (const key of [user.key, kOther.json.key, kColleague.json.key]) {
         expect((await unreadCount(key)).json).toEqual({ count: 0 });
       }
       const revoked = await h.store.db
@@ -276,12 +275,12 @@ describe.each(BACKENDS)("admin orgs and members API on %s", (backend) => {
         .execute();
       expect(revoked).toEqual([
         { id: user.keyId, revoked_at: null },
-        { id: k1!.json.id, revoked_at: T0 },
-        { id: k2!.json.id, revoked_at: T0 },
-        { id: kOther!.json.id, revoked_at: null },
+        { id: k1.json.id, revoked_at: T0 },
+        { id: k2.json.id, revoked_at: T0 },
+        { id: kOther.json.id, revoked_at: null },
       ]);
       const [event] = await eventsOf("admin.org.member.remove", org.id);
-      expect(JSON.parse(event!.data).revoked_key_ids).toEqual([k1!.json.id, k2!.json.id]);
+      expect(JSON.parse(event!.data).revoked_key_ids).toEqual([k1.json.id, k2.json.id]);
     });
   });
 

@@ -1,29 +1,19 @@
 import type { FastifyInstance } from "fastify";
 import type { Deps } from "../../deps.js";
-import { forbidden } from "../../errors.js";
 import { ApiKey, revokeOrgKeyAsMember } from "../../identity/keys.js";
 import { principal } from "../auth.js";
-import { pathId } from "../params.js";
+import { parseId } from "../params.js";
 
 /** User-side org administration: an owner or admin revokes an org key. */
 export async function orgKeyRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
-  app.post(
-    "/api/v1/orgs/:org_id/keys/:key_id/revoke",
-    { schema: { response: { 200: ApiKey } } },
-    (request) => {
-      let orgId: number;
-      try {
-        orgId = pathId(request.params, "org_id", "org");
-      } catch {
-        // An org id that cannot exist is an org the caller does not administer.
-        throw forbidden("Only an owner or admin of this org can revoke its keys.");
-      }
-      return revokeOrgKeyAsMember(
-        deps,
-        principal(request).userId,
-        orgId,
-        pathId(request.params, "key_id", "key"),
-      );
-    },
+  // Malformed ids parse to 0, which names nothing: the caller's role in the org is checked first
+  // (403 for an org that cannot exist), then the key (404).
+  app.post("/api/v1/orgs/:org_id/keys/:key_id/revoke", { schema: { response: { 200: ApiKey } } }, (request) =>
+    revokeOrgKeyAsMember(
+      deps,
+      principal(request).userId,
+      parseId(request.params, "org_id"),
+      parseId(request.params, "key_id"),
+    ),
   );
 }
