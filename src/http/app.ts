@@ -27,6 +27,9 @@ export async function buildApp({ deps, adminToken, logger = false }: AppOptions)
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
+    // Long path parameters reach the routes, which answer 404 (or 403) as the SPEC says, instead
+    // of the router's 400.
+    routerOptions: { maxParamLength: 8192 },
     genReqId: () => `req_${randomBytes(8).toString("hex")}`,
     // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
     frameworkErrors: (_error, _request, reply) =>

@@ -1,20 +1,31 @@
 import type { FastifyInstance } from "fastify";
 import { invalidRequest } from "../errors.js";
 
+/** Refuses malformed UTF-8 instead of storing U+FFFD in its place. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
 /** Deeper JSON than this is refused; nothing Belfry accepts comes close. */
 const MAX_DEPTH = 32;
 
 /**
- * Replaces Fastify's JSON parser. An empty body reads as "no body" (so `POST …/mark-read` with a
- * JSON content type and nothing else works). Beyond well-formed JSON, a body is refused when it
+ * Replaces Fastify's body parsers with one for JSON. An empty body reads as "no body" (so
+ * `POST …/mark-read` with a JSON content type and nothing else works). Beyond well-formed UTF-8
+ * JSON, a body is refused when it
  * nests deeper than 32 levels or holds a string (or key) that could not be stored faithfully:
  * U+0000 (PostgreSQL text cannot hold it) or a lone surrogate (not valid UTF-8). `__proto__` keys
  * are refused as well.
  */
 export function registerJsonParser(app: FastifyInstance): void {
-  app.removeContentTypeParser("application/json");
-  app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, text, done) => {
-    if (typeof text !== "string" || text.trim() === "") return done(null, undefined);
+  // JSON only: Fastify's text/plain parser would let a non-JSON body through to the routes.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (_request, bytes, done) => {
+    let text: string;
+    try {
+      text = utf8.decode(bytes as Buffer);
+    } catch {
+      return done(invalidRequest("The request body is not valid UTF-8."));
+    }
+    if (text.trim() === "") return done(null, undefined);
     let value: unknown;
     try {
       value = JSON.parse(text);
