@@ -1,3 +1,5 @@
+import { isIPv4, isIPv6 } from "node:net";
+
 /**
  * Configuration, layered: defaults, then the environment, then explicit overrides (CLI flags).
  * SPEC §8 names the variables; docs/configuration is the README's table.
@@ -11,7 +13,42 @@ export interface Config {
   readonly adminToken: string | undefined;
   readonly logLevel: string;
   readonly pgPoolSize: number;
+  readonly webhooks: WebhookConfig;
 }
+
+/** Webhook delivery settings (the `BELFRY_WEBHOOK_*` variables). */
+export interface WebhookConfig {
+  /** Accept `http://` endpoint URLs (otherwise https only). */
+  readonly allowHttp: boolean;
+  /** One attempt's whole budget: connect, send, first response bytes. */
+  readonly timeoutMs: number;
+  /** Delay in seconds before each attempt, the first being the initial one (Svix's schedule). */
+  readonly scheduleS: readonly number[];
+  /** An endpoint failing everything for this long is disabled. */
+  readonly disableAfterS: number;
+  /** How long a rotated-out secret keeps signing beside the new one. */
+  readonly rotationOverlapS: number;
+  /** CIDRs exempt from the SSRF guard (tests use `127.0.0.0/8,::1/128`). */
+  readonly allowNetworks: readonly string[];
+  /** Attempts one worker runs at once. */
+  readonly concurrency: number;
+  /** How often an idle worker looks for due deliveries. */
+  readonly pollMs: number;
+  /** Whether `belfry serve` runs delivery workers in-process. */
+  readonly runWorker: boolean;
+}
+
+export const DEFAULT_WEBHOOKS: WebhookConfig = {
+  allowHttp: false,
+  timeoutMs: 10_000,
+  scheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
+  disableAfterS: 5 * 24 * 60 * 60,
+  rotationOverlapS: 24 * 60 * 60,
+  allowNetworks: [],
+  concurrency: 10,
+  pollMs: 1000,
+  runWorker: true,
+};
 
 export class ConfigError extends Error {
   override name = "ConfigError";
@@ -31,8 +68,68 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     adminToken: text("BELFRY_ADMIN_TOKEN"),
     logLevel,
     pgPoolSize: integer("BELFRY_PG_POOL_SIZE", text("BELFRY_PG_POOL_SIZE"), 10, 1, 1000),
+    webhooks: loadWebhookConfig(text),
     ...overrides,
   };
+}
+
+function loadWebhookConfig(text: (name: string) => string | undefined): WebhookConfig {
+  const d = DEFAULT_WEBHOOKS;
+  const int = (name: string, fallback: number, min: number, max: number) =>
+    integer(name, text(name), fallback, min, max);
+  const schedule = text("BELFRY_WEBHOOK_RETRY_SCHEDULE");
+  const scheduleS =
+    schedule === undefined
+      ? d.scheduleS
+      : schedule
+          .split(",")
+          .map((v) => integer("BELFRY_WEBHOOK_RETRY_SCHEDULE entries", v.trim(), 0, 0, 7 * 86400));
+  if (scheduleS.length === 0 || scheduleS.length > 50)
+    throw new ConfigError("BELFRY_WEBHOOK_RETRY_SCHEDULE must list 1 to 50 delays");
+  const networks = text("BELFRY_WEBHOOK_ALLOW_NETWORKS");
+  const allowNetworks =
+    networks === undefined
+      ? []
+      : networks
+          .split(",")
+          .map((n) => n.trim())
+          .filter(Boolean);
+  for (const cidr of allowNetworks) {
+    if (parseCidr(cidr) === undefined)
+      throw new ConfigError(
+        `BELFRY_WEBHOOK_ALLOW_NETWORKS: "${cidr}" is not a CIDR such as 127.0.0.0/8 or ::1/128`,
+      );
+  }
+  return {
+    allowHttp: boolean("BELFRY_WEBHOOK_ALLOW_HTTP", text("BELFRY_WEBHOOK_ALLOW_HTTP"), d.allowHttp),
+    timeoutMs: int("BELFRY_WEBHOOK_TIMEOUT_MS", d.timeoutMs, 100, 120_000),
+    scheduleS,
+    disableAfterS: int("BELFRY_WEBHOOK_DISABLE_AFTER", d.disableAfterS, 1, 365 * 86400),
+    rotationOverlapS: int("BELFRY_WEBHOOK_ROTATION_OVERLAP", d.rotationOverlapS, 0, 30 * 86400),
+    allowNetworks,
+    concurrency: int("BELFRY_WEBHOOK_CONCURRENCY", d.concurrency, 1, 1000),
+    pollMs: int("BELFRY_WEBHOOK_POLL_MS", d.pollMs, 10, 60_000),
+    runWorker: boolean("BELFRY_WEBHOOK_WORKER", text("BELFRY_WEBHOOK_WORKER"), d.runWorker),
+  };
+}
+
+function boolean(name: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (value === "true" || value === "1") return true;
+  if (value === "false" || value === "0") return false;
+  throw new ConfigError(`${name} must be true or false, got "${value}"`);
+}
+
+/** `10.0.0.0/8` → its parts, or undefined when it is not an IPv4 or IPv6 CIDR. */
+export function parseCidr(
+  cidr: string,
+): { address: string; prefix: number; family: "ipv4" | "ipv6" } | undefined {
+  const [address = "", bits, ...rest] = cidr.split("/");
+  const family = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : undefined;
+  const prefix = bits !== undefined && /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
+  if (!family || rest.length > 0 || !(prefix >= 0 && prefix <= (family === "ipv4" ? 32 : 128)))
+    return undefined;
+  return { address, prefix, family };
 }
 
 function integer(

@@ -1,8 +1,22 @@
+import { DEFAULT_WEBHOOKS, type WebhookConfig } from "./config.js";
 import type { Store } from "./store/store.js";
-import type { Clock } from "./time.js";
+import { type Clock, systemClock } from "./time.js";
+import { type Resolve, systemResolve } from "./webhooks/address-policy.js";
 
 /** What every operation needs, passed in explicitly (no module-level singletons). */
 export interface Deps {
   readonly store: Store;
   readonly clock: Clock;
+  readonly webhooks: WebhookConfig;
+  /** Resolves a host name to every address it has (tests pass a stub). */
+  readonly resolve: Resolve;
 }
+
+/** Deps with the defaults: the system clock and resolver, the default webhook settings. */
+export const createDeps = (store: Store, overrides: Partial<Omit<Deps, "store">> = {}): Deps => ({
+  store,
+  clock: systemClock,
+  webhooks: DEFAULT_WEBHOOKS,
+  resolve: systemResolve,
+  ...overrides,
+});

@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
+import { createDeps } from "./deps.js";
 import { buildApp } from "./http/app.js";
 import { migrate } from "./store/migrate.js";
 import { openStore, type Store } from "./store/store.js";
-import { systemClock } from "./time.js";
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -32,7 +32,7 @@ export async function startServer(
     await migrate(store);
     const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;
     app = await buildApp({
-      deps: { store, clock: systemClock },
+      deps: createDeps(store, { webhooks: config.webhooks }),
       adminToken,
       logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
     });

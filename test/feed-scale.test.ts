@@ -1,11 +1,11 @@
 import { CompiledQuery, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Deps } from "../src/deps.js";
+import { createDeps } from "../src/deps.js";
 import { ingestEvent } from "../src/events/ingest.js";
 import { markAllRead, markRead } from "../src/feed/mark-read.js";
 import { type FeedFilter, listNotifications, unreadCount } from "../src/feed/notifications.js";
 import { createUser } from "../src/identity/users.js";
-import { systemClock } from "../src/time.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
 
 /**
@@ -29,7 +29,7 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
         if (event.level === "query") captured.push(event.query);
       },
     });
-    deps = { store: t.store, clock: systemClock };
+    deps = createDeps(t.store);
     userId = (await createUser(deps, { email: "big@example.com" })).id;
     const other = (await createUser(deps, { email: "small@example.com" })).id;
     await seed(t, userId);
@@ -182,7 +182,14 @@ async function seed(t: TestStore, userId: number): Promise<void> {
   const { db, dialect } = t.store;
   const event = await db
     .insertInto("events")
-    .values({ type: PAYMENT, user_id: userId, data: "{}", occurred_at: 0, created_at: 0 })
+    .values({
+      public_id: "evt_seed",
+      type: PAYMENT,
+      user_id: userId,
+      data: "{}",
+      occurred_at: 0,
+      created_at: 0,
+    })
     .returning("id")
     .executeTakeFirstOrThrow();
   const series =

@@ -1,8 +1,8 @@
 import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDeps } from "../src/deps.js";
 import { buildApp } from "../src/http/app.js";
 import { openStore } from "../src/store/store.js";
-import { systemClock } from "../src/time.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
 import { ADMIN_TOKEN, isEnvelope } from "./support/harness.js";
 
@@ -12,7 +12,7 @@ describe("a store that does not answer", () => {
   afterAll(() => store.close());
 
   it("answers 503 unavailable_error with Retry-After, while /healthz stays 200", async () => {
-    const app = await buildApp({ deps: { store, clock: systemClock }, adminToken: ADMIN_TOKEN });
+    const app = await buildApp({ deps: createDeps(store), adminToken: ADMIN_TOKEN });
     const inject = (method: "GET" | "POST", url: string, key?: string, body?: unknown) =>
       app.inject({
         method,
@@ -58,7 +58,7 @@ describe.each(BACKENDS)("logs on %s", (backend) => {
       },
     });
     const app = await buildApp({
-      deps: { store: t.store, clock: systemClock },
+      deps: createDeps(t.store),
       adminToken: ADMIN_TOKEN,
       logger: { level: "trace", stream, redact: ["req.headers.authorization"] },
     });

@@ -39,6 +39,11 @@ export interface EventDefinition<S extends TObject = TObject> {
     recipients(ctx: RecipientContext<Static<S>>): number[] | Promise<number[]>;
     render(data: Static<S>): Rendered;
   };
+  /**
+   * For webhook-only types: whose webhook endpoints receive it. Feed types go to their feed
+   * recipients (feed mutes aside).
+   */
+  webhook?: { recipients(ctx: RecipientContext<Static<S>>): number[] | Promise<number[]> };
   description: string;
 }
 
@@ -132,6 +137,7 @@ export const catalog = {
       role: Role,
       revoked_key_ids: Type.Array(Id),
     }),
+    webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
   }),
   "admin.org.member.role_change": define({
     description: "A member's role in an org changed.",
@@ -144,16 +150,19 @@ export const catalog = {
       role: Role,
       previous_role: Role,
     }),
+    webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
   }),
   "admin.api_key.create": define({
     description: "A platform administrator created a personal key for the user.",
     ingest: false,
     data: Type.Object({ ...KeyFacts, org_id: Type.Null() }),
+    webhook: { recipients: ({ userId }) => (userId === null ? [] : [userId]) },
   }),
   "org.api_key.create": define({
     description: "An org key was created for a member.",
     ingest: false,
     data: Type.Object({ ...KeyFacts, org_id: Id, org_name: Type.String() }),
+    webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
   }),
   "admin.user.update": define({
     description: "A platform administrator changed the user's email or name.",
@@ -164,11 +173,13 @@ export const catalog = {
       name: Type.Union([Type.String(), Type.Null()]),
       changed: Type.Array(Type.String()),
     }),
+    webhook: { recipients: ({ userId }) => (userId === null ? [] : [userId]) },
   }),
   "webhook.test": define({
     description: "A test event sent to one webhook endpoint on request.",
     ingest: false,
     data: Type.Object({}),
+    webhook: { recipients: () => [] },
   }),
 } satisfies Record<string, EventDefinition>;
 
@@ -194,3 +205,9 @@ export interface FeedBehaviour {
 /** The feed behaviour of `type`, or undefined for webhook-only types. */
 export const feedOf = (type: EventType): FeedBehaviour | undefined =>
   (catalog[type] as { feed?: FeedBehaviour }).feed;
+
+/** Whose webhook endpoints receive an event of `type`: its feed recipients, or its webhook rule. */
+export function webhookRecipientsOf(type: EventType): FeedBehaviour["recipients"] {
+  const def = catalog[type] as { feed?: FeedBehaviour; webhook?: Pick<FeedBehaviour, "recipients"> };
+  return (def.feed ?? def.webhook)?.recipients ?? (() => []);
+}

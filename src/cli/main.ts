@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { ConfigError, loadConfig } from "../config.js";
+import { createDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
 import { startServer } from "../server.js";
 import { migrate } from "../store/migrate.js";
 import { openStore } from "../store/store.js";
-import { systemClock } from "../time.js";
 import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
 
 const USAGE = `Usage: belfry <command>
@@ -47,7 +47,9 @@ async function main(argv: string[]): Promise<number> {
       const store = openStore(config.databaseUrl);
       try {
         await migrate(store);
-        console.log(JSON.stringify(await runAdmin({ store, clock: systemClock }, rest), null, 2));
+        console.log(
+          JSON.stringify(await runAdmin(createDeps(store, { webhooks: config.webhooks }), rest), null, 2),
+        );
       } finally {
         await store.close();
       }

@@ -2,10 +2,11 @@ import { type Static, type TSchema, Type } from "typebox";
 import { catalog, type EventType, INGEST_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
+import { transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
 import { type Validator, validator } from "../validation.js";
 import { fingerprint } from "./fingerprint.js";
-import { addToFeeds, type EventInput, insertEvent, type Overrides } from "./raise.js";
+import { type EventInput, fanOut, insertEvent, type Overrides } from "./raise.js";
 
 const MAX_FUTURE_SECONDS = 24 * 60 * 60;
 
@@ -90,7 +91,8 @@ export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResu
     overrides: Object.keys(overrides).length > 0 ? overrides : null,
   };
   const { store } = deps;
-  return store.db.transaction().execute(async (trx) => {
+  return transact(store, async (tx) => {
+    const { trx } = tx;
     const user = await trx.selectFrom("users").select("id").where("id", "=", req.user_id).executeTakeFirst();
     if (!user) throw notFound(`No user with id ${req.user_id}.`);
     // Concurrent requests with one id: PostgreSQL makes the later ones wait here for the first
@@ -103,7 +105,7 @@ export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResu
       return {
         id: req.id,
         duplicate: false,
-        notifications: await addToFeeds(trx, store.dialect, inserted.id, event),
+        notifications: await (await fanOut(tx, inserted.id, event)).notifications,
       };
     }
     const existing = await trx

@@ -1,8 +1,17 @@
+import { randomBytes } from "node:crypto";
 import type { Transaction } from "kysely";
-import { type EventData, type EventType, feedOf, type Rendered } from "../catalog/catalog.js";
+import {
+  type EventData,
+  type EventType,
+  feedOf,
+  type RecipientContext,
+  type Rendered,
+  webhookRecipientsOf,
+} from "../catalog/catalog.js";
 import { bumpFeedVersion, lockFeed } from "../feed/feed-lock.js";
 import type { Database } from "../store/schema.js";
-import type { Dialect } from "../store/store.js";
+import type { Tx } from "../store/transaction.js";
+import { queueDeliveries } from "../webhooks/outbox.js";
 
 /** A producer's replacements for a feed row's rendered title, body or link. */
 export type Overrides = Partial<Rendered>;
@@ -29,23 +38,22 @@ export interface Raised {
   notifications: number;
 }
 
+/** An opaque event id: `evt_` + 96 random bits. */
+export const newEventId = () => `evt_${randomBytes(12).toString("hex")}`;
+
 /**
- * Records an event and puts it in the feeds of its recipients, inside the caller's transaction:
- * the single path by which every event — ingested or raised by an identity operation — enters
- * Belfry.
+ * Records an event and fans it out, inside the caller's transaction: the single path by which
+ * every event — ingested or raised by an identity operation — enters Belfry.
  */
-export async function raiseEvent(
-  trx: Transaction<Database>,
-  dialect: Dialect,
-  input: EventInput,
-): Promise<Raised> {
-  const { id } = await insertEvent(trx, input).returning("id").executeTakeFirstOrThrow();
-  return { eventId: id, notifications: await addToFeeds(trx, dialect, id, input) };
+export async function raiseEvent(tx: Tx, input: EventInput): Promise<Raised> {
+  const { id } = await insertEvent(tx.trx, input).returning("id").executeTakeFirstOrThrow();
+  return fanOut(tx, id, input);
 }
 
 /** The INSERT of an event row; ingest adds its own conflict clause. */
 export function insertEvent(trx: Transaction<Database>, input: EventInput) {
   return trx.insertInto("events").values({
+    public_id: newEventId(),
     idempotency_key: input.idempotencyKey ?? null,
     fingerprint: input.fingerprint ?? null,
     type: input.type,
@@ -60,38 +68,45 @@ export function insertEvent(trx: Transaction<Database>, input: EventInput) {
 }
 
 /**
- * Adds a feed row for each recipient that has not muted the type, with its counters and feed
- * version, and returns how many rows it added. Webhook-only types add none.
+ * Puts a recorded event where it goes: a feed row for each feed recipient that has not muted the
+ * type, and a webhook delivery for each matching endpoint of its webhook recipients (feed mutes
+ * do not apply to webhooks). Returns the feed rows added.
  */
-export async function addToFeeds(
-  trx: Transaction<Database>,
-  dialect: Dialect,
-  eventId: number,
-  input: EventInput,
-): Promise<number> {
-  const feed = feedOf(input.type);
-  if (!feed) return 0;
-  const recipients = await feed.recipients({
+export async function fanOut(tx: Tx, eventId: number, input: EventInput): Promise<Raised> {
+  const ctx: RecipientContext<unknown> = {
     data: input.data,
     userId: input.userId,
     actorUserId: input.actorUserId ?? null,
     orgManagers: async (orgId: number) =>
       (
-        await trx
+        await tx.trx
           .selectFrom("memberships")
           .select("user_id")
           .where("org_id", "=", orgId)
           .where("role", "in", ["owner", "admin"])
           .execute()
       ).map((r) => r.user_id),
-  });
+  };
+  const notifications = await addToFeeds(tx, eventId, input, ctx);
+  await queueDeliveries(tx, eventId, input.type, await webhookRecipientsOf(input.type)(ctx), input.createdAt);
+  return { eventId, notifications };
+}
+
+async function addToFeeds(
+  tx: Tx,
+  eventId: number,
+  input: EventInput,
+  ctx: RecipientContext<unknown>,
+): Promise<number> {
+  const feed = feedOf(input.type);
+  if (!feed) return 0;
   const row = { ...feed.render(input.data), ...input.overrides };
   let added = 0;
   // Ascending user order: two fan-outs that share recipients lock them in the same order.
-  for (const userId of [...new Set(recipients)].sort((a, b) => a - b)) {
-    const { mutedTypes } = await lockFeed(trx, dialect, userId);
+  for (const userId of [...new Set(await feed.recipients(ctx))].sort((a, b) => a - b)) {
+    const { mutedTypes } = await lockFeed(tx, userId);
     if (mutedTypes.includes(input.type)) continue;
-    await trx
+    await tx.trx
       .insertInto("notifications")
       .values({
         user_id: userId,
@@ -104,7 +119,7 @@ export async function addToFeeds(
         read_at: null,
       })
       .execute();
-    await trx
+    await tx.trx
       .insertInto("feed_counters")
       .values({ user_id: userId, type: input.type, total: 1, unread: 1 })
       .onConflict((oc) =>
@@ -114,7 +129,7 @@ export async function addToFeeds(
         })),
       )
       .execute();
-    await bumpFeedVersion(trx, userId);
+    await bumpFeedVersion(tx, userId);
     added++;
   }
   return added;

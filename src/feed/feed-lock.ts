@@ -1,6 +1,4 @@
-import type { Transaction } from "kysely";
-import type { Database } from "../store/schema.js";
-import type { Dialect } from "../store/store.js";
+import type { Tx } from "../store/transaction.js";
 
 /**
  * Takes the user's feed lock: every transaction that changes a user's rows or counters calls
@@ -8,26 +6,23 @@ import type { Dialect } from "../store/store.js";
  * are assigned in commit order (what Last-Event-ID resumption relies on). On SQLite the
  * transaction already holds the database's write lock (`BEGIN IMMEDIATE`).
  */
-export async function lockFeed(
-  trx: Transaction<Database>,
-  dialect: Dialect,
-  userId: number,
-): Promise<{ version: number; mutedTypes: string[] }> {
-  const query = trx
+export async function lockFeed(tx: Tx, userId: number): Promise<{ version: number; mutedTypes: string[] }> {
+  const query = tx.trx
     .selectFrom("feed_states")
     .select(["version", "muted_types"])
     .where("user_id", "=", userId);
-  const row = await (dialect === "postgres" ? query.forUpdate() : query).executeTakeFirstOrThrow(
+  const row = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirstOrThrow(
     () => new Error(`user ${userId} has no feed state`),
   );
   return { version: row.version, mutedTypes: JSON.parse(row.muted_types) as string[] };
 }
 
 /** Records that the user's feed changed; the version only ever grows. */
-export async function bumpFeedVersion(trx: Transaction<Database>, userId: number): Promise<void> {
-  await trx
+export async function bumpFeedVersion(tx: Tx, userId: number): Promise<void> {
+  await tx.trx
     .updateTable("feed_states")
     .set((eb) => ({ version: eb("version", "+", 1) }))
     .where("user_id", "=", userId)
     .execute();
+  tx.changes.feeds.add(userId);
 }

@@ -1,6 +1,7 @@
 import { Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { notFound } from "../errors.js";
+import { transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { bumpFeedVersion, lockFeed } from "./feed-lock.js";
 
@@ -34,8 +35,9 @@ export async function markRead(
   if (!row) throw notYours();
   if (row.read_at !== null) return { id, type: row.type, read_at: toIso(row.read_at) };
   const now = deps.clock();
-  const readAt = await store.db.transaction().execute(async (trx) => {
-    await lockFeed(trx, store.dialect, userId);
+  const readAt = await transact(store, async (tx) => {
+    const { trx } = tx;
+    await lockFeed(tx, userId);
     const flipped = await trx
       .updateTable("notifications")
       .set({ read_at: now })
@@ -50,7 +52,7 @@ export async function markRead(
       .where("user_id", "=", userId)
       .where("type", "=", row.type)
       .execute();
-    await bumpFeedVersion(trx, userId);
+    await bumpFeedVersion(tx, userId);
     return now;
   });
   if (readAt !== undefined) return { id, type: row.type, read_at: toIso(readAt) };
@@ -63,8 +65,9 @@ export async function markRead(
 export async function markAllRead(deps: Deps, userId: number): Promise<{ marked_read: number }> {
   const { store } = deps;
   const now = deps.clock();
-  const marked = await store.db.transaction().execute(async (trx) => {
-    await lockFeed(trx, store.dialect, userId);
+  const marked = await transact(store, async (tx) => {
+    const { trx } = tx;
+    await lockFeed(tx, userId);
     const result = await trx
       .updateTable("notifications")
       .set({ read_at: now })
@@ -74,7 +77,7 @@ export async function markAllRead(deps: Deps, userId: number): Promise<{ marked_
     const n = Number(result.numUpdatedRows);
     if (n > 0) {
       await trx.updateTable("feed_counters").set({ unread: 0 }).where("user_id", "=", userId).execute();
-      await bumpFeedVersion(trx, userId);
+      await bumpFeedVersion(tx, userId);
     }
     return n;
   });

@@ -2,6 +2,7 @@ import { type Static, Type } from "typebox";
 import { FEED_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest } from "../errors.js";
+import { booleanParam, pageParams, type Query, singleParam } from "../query-params.js";
 import type { NotificationRow } from "../store/schema.js";
 import { toIso, toIsoOrNull } from "../time.js";
 
@@ -34,53 +35,23 @@ export interface FeedFilter {
   pageSize: number;
 }
 
-const MAX_PAGE_SIZE = 200;
-const MAX_INT32 = 2 ** 31 - 1;
-type Query = Record<string, string | string[] | undefined>;
-
 /**
- * Parses the list query string by the SPEC's rules: an empty value is the same as none; a known
- * parameter given twice is an error; booleans are exactly `true|false|1|0`; `page_size` above 200
- * is served as 200; unknown parameters are ignored.
+ * Parses the list query string by the SPEC's rules (see `query-params.ts`); `type` must be a feed
+ * type and `read`/`unread` cannot both be true.
  */
 export function parseFeedQuery(query: Query): FeedFilter {
-  const unread = bool(query, "unread");
-  const read = bool(query, "read");
+  const unread = booleanParam(query, "unread");
+  const read = booleanParam(query, "read");
   if (unread && read) throw invalidRequest("read and unread cannot both be true");
-  const type = single(query, "type");
+  const type = singleParam(query, "type");
   if (type !== undefined && !FEED_TYPES.includes(type as (typeof FEED_TYPES)[number])) {
     throw invalidRequest(`type must be one of: ${FEED_TYPES.join(", ")}`);
   }
-  const filter: FeedFilter = {
-    page: int(query, "page") ?? 1,
-    pageSize: Math.min(int(query, "page_size") ?? 50, MAX_PAGE_SIZE),
-  };
+  const filter: FeedFilter = pageParams(query);
   if (unread) filter.read = false;
   else if (read) filter.read = true;
   if (type !== undefined) filter.type = type;
   return filter;
-}
-
-function single(query: Query, name: string): string | undefined {
-  const value = query[name];
-  if (Array.isArray(value)) throw invalidRequest(`${name} must be given at most once`);
-  return value === "" ? undefined : value;
-}
-
-function bool(query: Query, name: string): boolean | undefined {
-  const value = single(query, name);
-  if (value === undefined) return undefined;
-  if (value === "true" || value === "1") return true;
-  if (value === "false" || value === "0") return false;
-  throw invalidRequest(`${name} must be true, false, 1 or 0`);
-}
-
-function int(query: Query, name: string): number | undefined {
-  const value = single(query, name);
-  if (value === undefined) return undefined;
-  const n = /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN;
-  if (!(n >= 1 && n <= MAX_INT32)) throw invalidRequest(`${name} must be an integer from 1 to ${MAX_INT32}`);
-  return n;
 }
 
 export const toNotification = (row: Omit<NotificationRow, "user_id" | "event_id">): Notification => ({

@@ -4,6 +4,7 @@ import type { Deps } from "../deps.js";
 import { forbidden, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
 import type { ApiKeyRow, Database } from "../store/schema.js";
+import { transact } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
 import { validator } from "../validation.js";
 import { generateKey } from "./key-secret.js";
@@ -68,9 +69,10 @@ export async function createPersonalKey(deps: Deps, userId: number, body: unknow
   const { name } = validateCreate.parse(body);
   await getUserOrThrow(deps, userId);
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
     const key = await insertKey(trx, { userId, orgId: null, name, now });
-    await raiseEvent(trx, deps.store.dialect, {
+    await raiseEvent(tx, {
       type: "admin.api_key.create",
       data: { key_id: key.id, name, prefix: key.prefix, user_id: userId, org_id: null },
       userId,
@@ -85,7 +87,8 @@ export async function createPersonalKey(deps: Deps, userId: number, body: unknow
 export async function createOrgKey(deps: Deps, orgId: number, body: unknown): Promise<NewApiKey> {
   const { user_id: userId, name } = validateCreateOrg.parse(body);
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
     const org = await trx.selectFrom("orgs").select("name").where("id", "=", orgId).executeTakeFirst();
     if (!org) throw notFound(`No org with id ${orgId}.`);
     const member = await trx
@@ -96,7 +99,7 @@ export async function createOrgKey(deps: Deps, orgId: number, body: unknown): Pr
       .executeTakeFirst();
     if (!member) throw invalidRequest(`User ${userId} is not a member of org ${orgId}.`);
     const key = await insertKey(trx, { userId, orgId, name, now });
-    await raiseEvent(trx, deps.store.dialect, {
+    await raiseEvent(tx, {
       type: "org.api_key.create",
       data: { key_id: key.id, name, prefix: key.prefix, user_id: userId, org_id: orgId, org_name: org.name },
       userId,
@@ -132,12 +135,13 @@ async function revoke(trx: Transaction<Database>, row: ApiKeyRow, now: number) {
 /** A platform admin revokes any key (`POST /admin/v1/keys/:id/revoke`); raises `admin.api_key.revoke` once. */
 export async function revokeKeyAsAdmin(deps: Deps, keyId: number): Promise<ApiKey> {
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
     const key = await trx.selectFrom("api_keys").selectAll().where("id", "=", keyId).executeTakeFirst();
     if (!key) throw notFound(`No API key with id ${keyId}.`);
     const { row, revokedNow } = await revoke(trx, key, now);
     if (revokedNow) {
-      await raiseEvent(trx, deps.store.dialect, {
+      await raiseEvent(tx, {
         type: "admin.api_key.revoke",
         data: {
           key_id: row.id,
@@ -169,7 +173,8 @@ export async function revokeOrgKeyAsMember(
   keyId: number,
 ): Promise<ApiKey> {
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
     const caller = await trx
       .selectFrom("memberships")
       .innerJoin("orgs", "orgs.id", "memberships.org_id")
@@ -189,7 +194,7 @@ export async function revokeOrgKeyAsMember(
     if (!key) throw notFound(`No key with id ${keyId} in this org.`);
     const { row, revokedNow } = await revoke(trx, key, now);
     if (revokedNow) {
-      await raiseEvent(trx, deps.store.dialect, {
+      await raiseEvent(tx, {
         type: "org.api_key.revoke",
         data: {
           key_id: row.id,

@@ -4,7 +4,7 @@ import type { Deps } from "../deps.js";
 import { conflict, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
 import type { Database, OrgRow, Role } from "../store/schema.js";
-import type { Dialect } from "../store/store.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
 
@@ -40,7 +40,8 @@ const toOrg = (row: OrgRow): Org => ({ id: row.id, name: row.name, created_at: t
 export async function createOrg(deps: Deps, body: unknown): Promise<Org> {
   const req = validateCreate.parse(body);
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
     await requireUser(trx, req.owner_user_id);
     const org = await trx
       .insertInto("orgs")
@@ -59,8 +60,9 @@ export async function createOrg(deps: Deps, body: unknown): Promise<Org> {
 export async function addMember(deps: Deps, orgId: number, body: unknown): Promise<Membership> {
   const req = validateAdd.parse(body);
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
-    const org = await lockOrg(trx, deps.store.dialect, orgId);
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
+    const org = await lockOrg(tx, orgId);
     const user = await requireUser(trx, req.user_id);
     if (await findMember(trx, orgId, req.user_id)) {
       throw conflict(`User ${req.user_id} is already a member of org ${orgId}.`);
@@ -69,7 +71,7 @@ export async function addMember(deps: Deps, orgId: number, body: unknown): Promi
       .insertInto("memberships")
       .values({ org_id: orgId, user_id: req.user_id, role: req.role, created_at: now })
       .execute();
-    await raiseEvent(trx, deps.store.dialect, {
+    await raiseEvent(tx, {
       type: "admin.org.member.add",
       data: { org_id: orgId, org_name: org.name, user_id: user.id, email: user.email, role: req.role },
       userId: user.id,
@@ -90,8 +92,9 @@ export async function changeMemberRole(
 ): Promise<Membership> {
   const { role } = validateRole.parse(body);
   const now = deps.clock();
-  return deps.store.db.transaction().execute(async (trx) => {
-    const org = await lockOrg(trx, deps.store.dialect, orgId);
+  return transact(deps.store, async (tx) => {
+    const { trx } = tx;
+    const org = await lockOrg(tx, orgId);
     const { member, user } = await requireMember(trx, orgId, userId);
     if (member.role === role) return { org_id: orgId, user_id: userId, role };
     if (member.role === "owner") await requireAnotherOwner(trx, orgId, "demoted");
@@ -101,7 +104,7 @@ export async function changeMemberRole(
       .where("org_id", "=", orgId)
       .where("user_id", "=", userId)
       .execute();
-    await raiseEvent(trx, deps.store.dialect, {
+    await raiseEvent(tx, {
       type: "admin.org.member.role_change",
       data: {
         org_id: orgId,
@@ -126,8 +129,9 @@ export async function changeMemberRole(
  */
 export async function removeMember(deps: Deps, orgId: number, userId: number): Promise<void> {
   const now = deps.clock();
-  await deps.store.db.transaction().execute(async (trx) => {
-    const org = await lockOrg(trx, deps.store.dialect, orgId);
+  await transact(deps.store, async (tx) => {
+    const { trx } = tx;
+    const org = await lockOrg(tx, orgId);
     const { member, user } = await requireMember(trx, orgId, userId);
     if (member.role === "owner") await requireAnotherOwner(trx, orgId, "removed");
     await trx.deleteFrom("memberships").where("org_id", "=", orgId).where("user_id", "=", userId).execute();
@@ -139,7 +143,7 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
       .where("revoked_at", "is", null)
       .returning("id")
       .execute();
-    await raiseEvent(trx, deps.store.dialect, {
+    await raiseEvent(tx, {
       type: "admin.org.member.remove",
       data: {
         org_id: orgId,
@@ -161,9 +165,9 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
  * Reads the org and, on PostgreSQL, locks its row, so membership changes of one org run one at a
  * time and two concurrent demotions cannot leave it without an owner.
  */
-async function lockOrg(trx: Transaction<Database>, dialect: Dialect, orgId: number): Promise<OrgRow> {
-  const query = trx.selectFrom("orgs").selectAll().where("id", "=", orgId);
-  const org = await (dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+async function lockOrg(tx: Tx, orgId: number): Promise<OrgRow> {
+  const query = tx.trx.selectFrom("orgs").selectAll().where("id", "=", orgId);
+  const org = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
   if (!org) throw notFound(`No org with id ${orgId}.`);
   return org;
 }

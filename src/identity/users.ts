@@ -4,6 +4,7 @@ import { conflict, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
 import type { UserRow } from "../store/schema.js";
 import { isUniqueViolation } from "../store/store.js";
+import { transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
 
@@ -61,7 +62,8 @@ export async function createUser(deps: Deps, body: unknown): Promise<User> {
   checkEmail(req.email);
   const now = deps.clock();
   try {
-    return await deps.store.db.transaction().execute(async (trx) => {
+    return await transact(deps.store, async (tx) => {
+      const { trx } = tx;
       const row = await trx
         .insertInto("users")
         .values({ email: req.email, email_key: emailKey(req.email), name: req.name ?? null, created_at: now })
@@ -84,7 +86,8 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
   if (req.email !== undefined) checkEmail(req.email);
   const now = deps.clock();
   try {
-    return await deps.store.db.transaction().execute(async (trx) => {
+    return await transact(deps.store, async (tx) => {
+      const { trx } = tx;
       const before = await trx.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
       if (!before) throw notFound(`No user with id ${userId}.`);
       const after = {
@@ -99,7 +102,7 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
         .set({ email: after.email, email_key: emailKey(after.email), name: after.name })
         .where("id", "=", userId)
         .execute();
-      await raiseEvent(trx, deps.store.dialect, {
+      await raiseEvent(tx, {
         type: "admin.user.update",
         data: { user_id: userId, email: after.email, name: after.name, changed },
         userId,

@@ -13,6 +13,10 @@ export interface Database {
   notifications: NotificationsTable;
   feed_states: FeedStatesTable;
   feed_counters: FeedCountersTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  webhook_delivery_counters: WebhookDeliveryCountersTable;
 }
 
 export interface UsersTable {
@@ -53,6 +57,8 @@ export interface ApiKeysTable {
 
 export interface EventsTable {
   id: Generated<number>;
+  /** `evt_…`, opaque: the `id` of webhook payloads and the `webhook-id` header. */
+  public_id: string;
   /** The producer's `id` for ingested events (unique); null for events Belfry raises itself. */
   idempotency_key: string | null;
   /** SHA-256 of the ingest request's content, to tell a retry from a conflicting reuse. */
@@ -98,6 +104,65 @@ export interface FeedCountersTable {
   unread: number;
 }
 
+export interface WebhookEndpointsTable {
+  id: Generated<number>;
+  user_id: number;
+  url: string;
+  /** JSON array of event types, or null for every type. */
+  event_types: string | null;
+  description: string | null;
+  /** `whsec_…`; kept as is because every delivery is signed with it. */
+  secret: string;
+  /** The secret before the last rotation, still signing beside the new one until `previous_secret_until`. */
+  previous_secret: string | null;
+  previous_secret_until: number | null;
+  disabled_at: number | null;
+  disabled_reason: string | null;
+  /** When the current run of failures began; null after a success. */
+  failing_since: number | null;
+  deleted_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type DeliveryStatus = "pending" | "succeeded" | "failed" | "exhausted" | "held" | "cancelled";
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  endpoint_id: number;
+  event_id: number;
+  status: DeliveryStatus;
+  /** Attempts made in the current schedule (a redelivery or recovery starts a new one). */
+  schedule_step: number;
+  next_attempt_at_ms: number | null;
+  /** Set while a worker holds the delivery; a lease past `lease_until_ms` may be taken over. */
+  lease_token: string | null;
+  lease_until_ms: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type ErrorClass = "timeout" | "dns" | "refused" | "tls" | "http_status" | "blocked";
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  delivery_id: number;
+  /** 1, 2, … across every schedule of the delivery. */
+  number: number;
+  attempted_at: number;
+  response_status: number | null;
+  /** The first 2 KB of the response body. */
+  response_body: string | null;
+  latency_ms: number;
+  error_class: ErrorClass | null;
+}
+
+export interface WebhookDeliveryCountersTable {
+  endpoint_id: number;
+  status: DeliveryStatus;
+  count: number;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type OrgRow = Selectable<OrgsTable>;
 export type MembershipRow = Selectable<MembershipsTable>;
@@ -105,3 +170,5 @@ export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type EventRow = Selectable<EventsTable>;
 export type NewEvent = Insertable<EventsTable>;
 export type NotificationRow = Selectable<NotificationsTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

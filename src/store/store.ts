@@ -5,6 +5,7 @@ import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "
 import pg from "pg";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
+import type { Changes } from "./transaction.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -17,6 +18,10 @@ export interface Store {
   /** Resolves when the store answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** Announces committed changes to this process's subscribers (see `transact`). */
+  publish(changes: Changes): void;
+  /** Calls `listener` after each transaction that changed something; returns the unsubscribe. */
+  subscribe(listener: (changes: Changes) => void): () => void;
 }
 
 /** A Kysely handle that may or may not be inside a transaction. */
@@ -62,6 +67,7 @@ function openSqlite(path: string, { log }: StoreOptions): Store {
   const db = new Kysely<Database>({ dialect: new BelfrySqliteDialect(database), ...(log && { log }) });
   return {
     db,
+    ...listeners(),
     dialect: "sqlite",
     location: memory ? "sqlite::memory:" : `sqlite:${resolve(path)}`,
     ping: async () => void (await sql`select 1`.execute(db)),
@@ -90,10 +96,24 @@ function openPostgres(url: string, { poolSize = 10, onPoolError, log }: StoreOpt
   const u = new URL(url);
   return {
     db,
+    ...listeners(),
     dialect: "postgres",
     location: `postgres://${u.host}${u.pathname}`,
     ping: async () => void (await sql`select 1`.execute(db)),
     close: () => db.destroy(),
+  };
+}
+
+function listeners(): Pick<Store, "publish" | "subscribe"> {
+  const set = new Set<(changes: Changes) => void>();
+  return {
+    publish: (changes) => {
+      for (const listener of set) listener(changes);
+    },
+    subscribe(listener) {
+      set.add(listener);
+      return () => set.delete(listener);
+    },
   };
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Deps } from "../../src/deps.js";
+import { createDeps } from "../../src/deps.js";
 import { buildApp } from "../../src/http/app.js";
-import { systemClock } from "../../src/time.js";
 import { type BackendName, openTestStore, type TestStore } from "./backends.js";
 
 export const ADMIN_TOKEN = "test_admin_token_0123456789abcdef";
@@ -41,7 +41,7 @@ let counter = 0;
 
 export async function startHarness(backend: BackendName, deps: Partial<Deps> = {}): Promise<Harness> {
   const test = await openTestStore(backend);
-  const fullDeps: Deps = { store: test.store, clock: systemClock, ...deps };
+  const fullDeps: Deps = createDeps(test.store, deps);
   const app = await buildApp({ deps: fullDeps, adminToken: ADMIN_TOKEN });
   const request: Harness["request"] = async (method, url, { key, body, raw, headers = {} } = {}) => {
     const h: Record<string, string> = { ...headers };

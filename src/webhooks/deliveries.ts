@@ -1,0 +1,173 @@
+import { type Static, Type } from "typebox";
+import type { Deps } from "../deps.js";
+import { invalidRequest, notFound } from "../errors.js";
+import { raiseEvent } from "../events/raise.js";
+import { type Query, singleParam } from "../query-params.js";
+import type { DeliveryStatus } from "../store/schema.js";
+import { transact } from "../store/transaction.js";
+import { parseRfc3339, toIso } from "../time.js";
+import { validator } from "../validation.js";
+import { findEndpoint } from "./endpoints.js";
+import { insertDelivery, moveDeliveries } from "./outbox.js";
+
+/** The statuses a caller sees; `cancelled` belongs to deleted endpoints, which are gone. */
+export const DELIVERY_STATUSES = ["pending", "succeeded", "failed", "exhausted", "held"] as const;
+
+export const Attempt = Type.Object({
+  number: Type.Integer(),
+  attempted_at: Type.String(),
+  response_status: Type.Union([Type.Integer(), Type.Null()]),
+  response_body: Type.Union([Type.String(), Type.Null()]),
+  latency_ms: Type.Integer(),
+  error_class: Type.Union([Type.String(), Type.Null()]),
+});
+export const Delivery = Type.Object({
+  id: Type.Integer(),
+  event_id: Type.String(),
+  event_type: Type.String(),
+  status: Type.String(),
+  next_attempt_at: Type.Union([Type.String(), Type.Null()]),
+  created_at: Type.String(),
+  attempts: Type.Array(Attempt),
+});
+export type Delivery = Static<typeof Delivery>;
+export const DeliveryPage = Type.Object({
+  items: Type.Array(Delivery),
+  total: Type.Integer(),
+  page: Type.Integer(),
+  page_size: Type.Integer(),
+});
+export const QueuedDelivery = Type.Object({ delivery_id: Type.Integer() });
+export const Requeued = Type.Object({ requeued: Type.Integer() });
+
+const RecoverRequest = Type.Object(
+  { since: Type.String({ maxLength: 64, errorMessage: "must be an RFC 3339 date-time" }) },
+  { additionalProperties: false },
+);
+const validateRecover = validator(RecoverRequest);
+
+/** `?status=` of the deliveries list, checked. */
+export function parseStatus(query: Query): DeliveryStatus | undefined {
+  const status = singleParam(query, "status");
+  if (status !== undefined && !(DELIVERY_STATUSES as readonly string[]).includes(status)) {
+    throw invalidRequest(`status must be one of: ${DELIVERY_STATUSES.join(", ")}`);
+  }
+  return status as DeliveryStatus | undefined;
+}
+
+/** An endpoint's deliveries, newest first, each with its attempts; the total from kept counts. */
+export async function listDeliveries(
+  deps: Deps,
+  userId: number,
+  endpointId: number,
+  filter: { status?: DeliveryStatus | undefined; page: number; pageSize: number },
+) {
+  await findEndpoint(deps, userId, endpointId);
+  const { db } = deps.store;
+  const statuses = filter.status ? [filter.status] : [...DELIVERY_STATUSES];
+  const counts = await db
+    .selectFrom("webhook_delivery_counters")
+    .select("count")
+    .where("endpoint_id", "=", endpointId)
+    .where("status", "in", statuses)
+    .execute();
+  const total = counts.reduce((sum, c) => sum + c.count, 0);
+  const offset = (filter.page - 1) * filter.pageSize;
+  let items: Delivery[] = [];
+  if (offset < total) {
+    let query = db
+      .selectFrom("webhook_deliveries as d")
+      .innerJoin("events as e", "e.id", "d.event_id")
+      .select(["d.id", "d.status", "d.next_attempt_at_ms", "d.created_at", "e.public_id", "e.type"])
+      .where("d.endpoint_id", "=", endpointId);
+    query = filter.status
+      ? query.where("d.status", "=", filter.status)
+      : query.where("d.status", "!=", "cancelled");
+    const rows = await query.orderBy("d.id", "desc").limit(filter.pageSize).offset(offset).execute();
+    const attempts =
+      rows.length === 0
+        ? []
+        : await db
+            .selectFrom("webhook_attempts")
+            .selectAll()
+            .where(
+              "delivery_id",
+              "in",
+              rows.map((r) => r.id),
+            )
+            .orderBy("number")
+            .execute();
+    items = rows.map((r) => ({
+      id: r.id,
+      event_id: r.public_id,
+      event_type: r.type,
+      status: r.status,
+      next_attempt_at: r.next_attempt_at_ms === null ? null : toIso(Math.ceil(r.next_attempt_at_ms / 1000)),
+      created_at: toIso(r.created_at),
+      attempts: attempts
+        .filter((a) => a.delivery_id === r.id)
+        .map((a) => ({
+          number: a.number,
+          attempted_at: toIso(a.attempted_at),
+          response_status: a.response_status,
+          response_body: a.response_body,
+          latency_ms: a.latency_ms,
+          error_class: a.error_class,
+        })),
+    }));
+  }
+  return { items, total, page: filter.page, page_size: filter.pageSize };
+}
+
+/** Where a restarted delivery goes: sent now, or held while its endpoint is disabled. */
+const restartedStatus = (disabledAt: number | null): DeliveryStatus =>
+  disabledAt === null ? "pending" : "held";
+
+/** Sends one delivery again, on a fresh schedule. */
+export async function redeliver(deps: Deps, userId: number, endpointId: number, deliveryId: number) {
+  const now = deps.clock();
+  return transact(deps.store, async (tx) => {
+    const endpoint = await findEndpoint(tx, userId, endpointId);
+    const to = restartedStatus(endpoint.disabled_at);
+    const moved = await moveDeliveries(tx, endpointId, [...DELIVERY_STATUSES], to, now, { deliveryId });
+    if (moved === 0) throw notFound("No such delivery for this endpoint.");
+    return { delivery_id: deliveryId };
+  });
+}
+
+/**
+ * Restarts every failed or exhausted delivery of the endpoint whose event was recorded at or
+ * after `since`. It does not re-enable a disabled endpoint: there they wait as held.
+ */
+export async function recover(deps: Deps, userId: number, endpointId: number, body: unknown) {
+  const { since } = validateRecover.parse(body);
+  const sinceSeconds = parseRfc3339(since);
+  if (sinceSeconds === undefined)
+    throw invalidRequest("since must be an RFC 3339 date-time, e.g. 2026-05-22T08:08:00Z");
+  const now = deps.clock();
+  return transact(deps.store, async (tx) => {
+    const endpoint = await findEndpoint(tx, userId, endpointId);
+    const to = restartedStatus(endpoint.disabled_at);
+    const requeued = await moveDeliveries(tx, endpointId, ["failed", "exhausted"], to, now, {
+      since: sinceSeconds,
+    });
+    return { requeued };
+  });
+}
+
+/** Raises a `webhook.test` event for this endpoint alone, whatever its event-type filter. */
+export async function sendTest(deps: Deps, userId: number, endpointId: number) {
+  const now = deps.clock();
+  return transact(deps.store, async (tx) => {
+    const endpoint = await findEndpoint(tx, userId, endpointId);
+    const { eventId } = await raiseEvent(tx, {
+      type: "webhook.test",
+      data: {},
+      userId,
+      occurredAt: now,
+      createdAt: now,
+    });
+    const id = await insertDelivery(tx, endpointId, eventId, endpoint.disabled_at !== null, now);
+    return { delivery_id: id };
+  });
+}
