@@ -29,7 +29,9 @@ export function booleanParam(query: Query, name: string): boolean | undefined {
 export function integerParam(query: Query, name: string): number | undefined {
   const value = singleParam(query, name);
   if (value === undefined) return undefined;
-  const n = /^\d{1,10}$/.test(value) ? Number(value) : Number.NaN;
+  // Leading zeros are allowed ("007" is 7); the digits after them must fit in 32 bits.
+  const digits = /^\d+$/.test(value) ? value.replace(/^0+(?=\d)/, "") : "";
+  const n = digits.length > 0 && digits.length <= 10 ? Number(digits) : Number.NaN;
   if (!(n >= 1 && n <= MAX_INT32)) throw invalidRequest(`${name} must be an integer from 1 to ${MAX_INT32}`);
   return n;
 }

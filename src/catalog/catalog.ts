@@ -1,4 +1,5 @@
 import { type Static, type TObject, Type } from "typebox";
+import { PositiveId, Role } from "../schemas.js";
 import { formatMoney } from "./money.js";
 
 /**
@@ -9,8 +10,7 @@ import { formatMoney } from "./money.js";
  */
 
 const Cents = Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
-const Id = Type.Integer({ minimum: 1 });
-const Role = Type.Union([Type.Literal("owner"), Type.Literal("admin"), Type.Literal("member")]);
+const Id = PositiveId;
 const KeyFacts = { key_id: Id, name: Type.String(), prefix: Type.String(), user_id: Id };
 
 /** What a feed type shows in the bell: `link` is a console-relative path or null. */
@@ -192,9 +192,6 @@ export const EVENT_TYPES = Object.keys(catalog) as EventType[];
 export const FEED_TYPES = EVENT_TYPES.filter((t) => "feed" in catalog[t]);
 /** The types producers may send to the ingest endpoint. */
 export const INGEST_TYPES = EVENT_TYPES.filter((t) => catalog[t].ingest);
-
-export const isEventType = (t: string): t is EventType => Object.hasOwn(catalog, t);
-export const isFeedType = (t: string): boolean => isEventType(t) && "feed" in catalog[t];
 
 /** A type's feed behaviour with its data type erased, for code that handles any type. */
 export interface FeedBehaviour {

@@ -1,12 +1,12 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Deps } from "../deps.js";
-import { invalidRequest } from "../errors.js";
 import { ingestEvent } from "../events/ingest.js";
-import { jsonProblem } from "../http/json-body.js";
 import { createOrgKey, createPersonalKey, revokeKeyAsAdmin } from "../identity/keys.js";
 import { addMember, createOrg } from "../identity/orgs.js";
 import { createUser, updateUser } from "../identity/users.js";
+import { parseId } from "../ids.js";
+import { parseJson } from "../json.js";
 
 export const ADMIN_USAGE = `belfry admin <command>   (writes to the store DATABASE_URL names)
 
@@ -43,9 +43,9 @@ export async function runAdmin(deps: Deps, argv: string[]): Promise<unknown> {
     },
   });
   const id = (value: string | undefined, what: string) => {
-    if (value === undefined || !/^[1-9]\d*$/.test(value))
-      throw new UsageError(`${what} must be a positive integer`);
-    return Number(value);
+    const n = parseId(value);
+    if (n === 0) throw new UsageError(`${what} must be a positive integer`);
+    return n;
   };
   switch (`${noun} ${verb}`) {
     case "user create":
@@ -71,19 +71,7 @@ export async function runAdmin(deps: Deps, argv: string[]): Promise<unknown> {
   }
   if (noun === "ingest") {
     const file = verb ?? "-";
-    return ingestEvent(deps, readJson(readFileSync(file === "-" ? 0 : file, "utf8")));
+    return ingestEvent(deps, parseJson(readFileSync(file === "-" ? 0 : file, "utf8"), "The event"));
   }
   throw new UsageError(ADMIN_USAGE);
-}
-
-function readJson(text: string): unknown {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw invalidRequest("The event is not valid JSON.");
-  }
-  const problem = jsonProblem(value);
-  if (problem !== undefined) throw invalidRequest(problem);
-  return value;
 }

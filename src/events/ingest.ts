@@ -2,6 +2,7 @@ import { type Static, type TSchema, Type } from "typebox";
 import { catalog, type EventType, INGEST_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
+import { PositiveId } from "../schemas.js";
 import { transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
 import { type Validator, validator } from "../validation.js";
@@ -31,7 +32,7 @@ export const IngestRequest = Type.Object(
         { errorMessage: `must be one of the ingestible types: ${INGEST_TYPES.join(", ")}` },
       ),
     ),
-    user_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
+    user_id: PositiveId,
     data: Type.Object({}),
     occurred_at: Type.Optional(Type.String({ maxLength: 64 })),
     title: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
@@ -125,7 +126,9 @@ function parseOccurredAt(text: string, now: number): number {
   if (seconds === undefined) {
     throw invalidRequest("occurred_at must be an RFC 3339 date-time, e.g. 2026-05-22T08:08:00Z");
   }
-  if (seconds > now + MAX_FUTURE_SECONDS)
+  if (seconds > now + MAX_FUTURE_SECONDS) {
     throw invalidRequest("occurred_at must not be more than 24 hours ahead");
+  }
+  if (seconds < 0) throw invalidRequest("occurred_at must not be before 1970-01-01T00:00:00Z");
   return seconds;
 }

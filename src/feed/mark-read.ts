@@ -12,7 +12,9 @@ export const MarkReadResult = Type.Object({
 });
 export const MarkAllReadResult = Type.Object({ marked_read: Type.Integer() });
 
-const notYours = () => notFound("No such notification.");
+/** The one 404 of mark-read, whether the row is another user's, missing, or the id malformed. */
+export const NOT_YOURS = "No such notification.";
+const notYours = () => notFound(NOT_YOURS);
 
 /**
  * Marks one of the user's rows read. Idempotent: a row already read keeps its original

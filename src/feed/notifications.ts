@@ -4,6 +4,8 @@ import type { Deps } from "../deps.js";
 import { invalidRequest } from "../errors.js";
 import { booleanParam, pageParams, type Query, singleParam } from "../query-params.js";
 import type { NotificationRow } from "../store/schema.js";
+import type { Executor } from "../store/store.js";
+import { snapshot } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
 
 export const Notification = Type.Object({
@@ -74,13 +76,13 @@ export async function listNotifications(
   userId: number,
   filter: FeedFilter,
 ): Promise<NotificationPage> {
-  const { db } = deps.store;
-  const counts = await feedCounts(deps, userId, filter.type);
-  const total =
-    filter.read === undefined ? counts.total : filter.read ? counts.total - counts.unread : counts.unread;
-  const offset = (filter.page - 1) * filter.pageSize;
-  let items: Notification[] = [];
-  if (offset < total) {
+  // Counters and rows from one snapshot, so `total` and `items` agree under concurrent writes.
+  return snapshot(deps.store, async (db) => {
+    const counts = await feedCounts(db, userId, filter.type);
+    const total =
+      filter.read === undefined ? counts.total : filter.read ? counts.total - counts.unread : counts.unread;
+    const offset = (filter.page - 1) * filter.pageSize;
+    if (offset >= total) return { items: [], total, page: filter.page, page_size: filter.pageSize };
     let query = db
       .selectFrom("notifications")
       .select(["id", "type", "title", "body", "link", "read_at", "created_at"])
@@ -93,25 +95,21 @@ export async function listNotifications(
       .limit(filter.pageSize)
       .offset(offset)
       .execute();
-    items = rows.map(toNotification);
-  }
-  return { items, total, page: filter.page, page_size: filter.pageSize };
+    return { items: rows.map(toNotification), total, page: filter.page, page_size: filter.pageSize };
+  });
 }
 
 /** The user's unread count, from the kept counters. */
 export async function unreadCount(deps: Deps, userId: number): Promise<number> {
-  return (await feedCounts(deps, userId)).unread;
+  return (await feedCounts(deps.store.db, userId)).unread;
 }
 
 async function feedCounts(
-  deps: Deps,
+  db: Executor,
   userId: number,
   type?: string,
 ): Promise<{ total: number; unread: number }> {
-  let query = deps.store.db
-    .selectFrom("feed_counters")
-    .select(["total", "unread"])
-    .where("user_id", "=", userId);
+  let query = db.selectFrom("feed_counters").select(["total", "unread"]).where("user_id", "=", userId);
   if (type !== undefined) query = query.where("type", "=", type);
   const rows = await query.execute();
   return rows.reduce((sum, r) => ({ total: sum.total + r.total, unread: sum.unread + r.unread }), {

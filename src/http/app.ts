@@ -1,10 +1,10 @@
 import { randomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Deps } from "../deps.js";
-import { invalidRequest } from "../errors.js";
+import { invalidRequest, tooLarge } from "../errors.js";
 import { adminAuth, userAuth } from "./auth.js";
 import { registerErrorHandling, send } from "./error-handler.js";
-import { registerJsonParser } from "./json-body.js";
+import { registerJsonParser } from "./json-parser.js";
 import { adminRoutes } from "./routes/admin.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
@@ -34,10 +34,31 @@ export async function buildApp({ deps, adminToken, logger = false }: AppOptions)
     // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
     frameworkErrors: (_error, _request, reply) =>
       send(reply, invalidRequest("The request URL is malformed.")),
+    // Errors Node's HTTP parser raises before Fastify sees a request (headers too large, both
+    // Content-Length and Transfer-Encoding…) get the envelope too.
+    clientErrorHandler: (error, socket) => {
+      if (!socket.writable) return;
+      const status = (error as { code?: string }).code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+      const body = JSON.stringify({
+        error: {
+          type: "invalid_request_error",
+          message:
+            status === 431
+              ? "The request headers are too large."
+              : "The request could not be parsed as HTTP.",
+        },
+      });
+      socket.end(
+        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+    },
   });
   app.decorateRequest("principal", null);
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
+    // Size first, whatever the content type: an oversized body is a 413 before anything else.
+    if (Number(request.headers["content-length"] ?? 0) > BODY_LIMIT) throw tooLarge();
   });
   // While shutting down, answers close their connection: otherwise a keep-alive connection that
   // carried an in-flight request would hold the process open until its idle timeout.

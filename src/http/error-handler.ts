@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { ApiError, invalidRequest, notFound, unavailable } from "../errors.js";
+import { ApiError, invalidRequest, notFound, tooLarge, unavailable } from "../errors.js";
 import { isUnavailable } from "../store/store.js";
 
 /**
@@ -28,7 +28,7 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new ApiError(413, "invalid_request_error", "The request body is larger than 1 MiB.");
+      return tooLarge();
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return invalidRequest("Request bodies must be JSON, sent with Content-Type: application/json.");
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":

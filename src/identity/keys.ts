@@ -3,11 +3,14 @@ import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { forbidden, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
+import { PositiveId } from "../schemas.js";
 import type { ApiKeyRow, Database } from "../store/schema.js";
 import { transact } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
 import { validator } from "../validation.js";
+import type { Principal } from "./authenticate.js";
 import { generateKey } from "./key-secret.js";
+import { lockOrg, lockOrgOrThrow } from "./orgs.js";
 import { getUserOrThrow } from "./users.js";
 
 export const ApiKey = Type.Object({
@@ -27,7 +30,7 @@ export type NewApiKey = Static<typeof NewApiKey>;
 const KeyName = Type.String({ minLength: 1, maxLength: 200 });
 export const CreateKeyRequest = Type.Object({ name: KeyName }, { additionalProperties: false });
 export const CreateOrgKeyRequest = Type.Object(
-  { user_id: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), name: KeyName },
+  { user_id: PositiveId, name: KeyName },
   { additionalProperties: false },
 );
 const validateCreate = validator(CreateKeyRequest);
@@ -67,7 +70,7 @@ async function insertKey(
 /** Creates a personal key (`POST /admin/v1/users/:id/keys`); raises `admin.api_key.create`. */
 export async function createPersonalKey(deps: Deps, userId: number, body: unknown): Promise<NewApiKey> {
   const { name } = validateCreate.parse(body);
-  await getUserOrThrow(deps, userId);
+  await getUserOrThrow(deps.store.db, userId);
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
@@ -89,8 +92,7 @@ export async function createOrgKey(deps: Deps, orgId: number, body: unknown): Pr
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
-    const org = await trx.selectFrom("orgs").select("name").where("id", "=", orgId).executeTakeFirst();
-    if (!org) throw notFound(`No org with id ${orgId}.`);
+    const org = await lockOrgOrThrow(tx, orgId);
     const member = await trx
       .selectFrom("memberships")
       .select("role")
@@ -164,25 +166,34 @@ export async function revokeKeyAsAdmin(deps: Deps, keyId: number): Promise<ApiKe
  * An org owner or admin revokes an org key of that org
  * (`POST /api/v1/orgs/:org_id/keys/:key_id/revoke`); raises `org.api_key.revoke` once.
  * Anyone else, and any caller for an org that does not exist, gets 403; a key that is not an org
- * key of the org gets 404.
+ * key of the org gets 404. An org key may act only on its own org.
  */
 export async function revokeOrgKeyAsMember(
   deps: Deps,
-  callerUserId: number,
+  caller: Principal,
   orgId: number,
   keyId: number,
 ): Promise<ApiKey> {
+  if (caller.orgId !== null && caller.orgId !== orgId) {
+    throw forbidden("An org key can act only on its own org.");
+  }
+  const callerUserId = caller.userId;
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
-    const caller = await trx
-      .selectFrom("memberships")
-      .innerJoin("orgs", "orgs.id", "memberships.org_id")
-      .select(["memberships.role", "orgs.name"])
-      .where("memberships.org_id", "=", orgId)
-      .where("memberships.user_id", "=", callerUserId)
-      .executeTakeFirst();
-    if (!caller || caller.role === "member") {
+    // The org lock orders this after any concurrent demotion or removal of the caller.
+    const org = await lockOrg(tx, orgId);
+    const role = org
+      ? (
+          await trx
+            .selectFrom("memberships")
+            .select("role")
+            .where("org_id", "=", orgId)
+            .where("user_id", "=", callerUserId)
+            .executeTakeFirst()
+        )?.role
+      : undefined;
+    if (!org || role === undefined || role === "member") {
       throw forbidden("Only an owner or admin of this org can revoke its keys.");
     }
     const key = await trx
@@ -202,7 +213,7 @@ export async function revokeOrgKeyAsMember(
           prefix: row.prefix,
           user_id: row.user_id,
           org_id: orgId,
-          org_name: caller.name,
+          org_name: org.name,
           revoked_by_user_id: callerUserId,
         },
         userId: row.user_id,

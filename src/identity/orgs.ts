@@ -3,21 +3,23 @@ import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { conflict, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
-import type { Database, OrgRow, Role } from "../store/schema.js";
+import { PositiveId, Role } from "../schemas.js";
+import type { Database, OrgRow, Role as RoleName } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
+import { getUserOrThrow } from "./users.js";
 
 export const Org = Type.Object({ id: Type.Integer(), name: Type.String(), created_at: Type.String() });
 export type Org = Static<typeof Org>;
 export const Membership = Type.Object({
   org_id: Type.Integer(),
   user_id: Type.Integer(),
-  role: Type.Union([Type.Literal("owner"), Type.Literal("admin"), Type.Literal("member")]),
+  role: Role,
 });
 export type Membership = Static<typeof Membership>;
 
-const UserId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+const UserId = PositiveId;
 export const CreateOrgRequest = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 200 }), owner_user_id: UserId },
   { additionalProperties: false },
@@ -42,7 +44,7 @@ export async function createOrg(deps: Deps, body: unknown): Promise<Org> {
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
-    await requireUser(trx, req.owner_user_id);
+    await getUserOrThrow(trx, req.owner_user_id);
     const org = await trx
       .insertInto("orgs")
       .values({ name: req.name, created_at: now })
@@ -62,8 +64,8 @@ export async function addMember(deps: Deps, orgId: number, body: unknown): Promi
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
-    const org = await lockOrg(tx, orgId);
-    const user = await requireUser(trx, req.user_id);
+    const org = await lockOrgOrThrow(tx, orgId);
+    const user = await getUserOrThrow(trx, req.user_id);
     if (await findMember(trx, orgId, req.user_id)) {
       throw conflict(`User ${req.user_id} is already a member of org ${orgId}.`);
     }
@@ -94,7 +96,7 @@ export async function changeMemberRole(
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
-    const org = await lockOrg(tx, orgId);
+    const org = await lockOrgOrThrow(tx, orgId);
     const { member, user } = await requireMember(trx, orgId, userId);
     if (member.role === role) return { org_id: orgId, user_id: userId, role };
     if (member.role === "owner") await requireAnotherOwner(trx, orgId, "demoted");
@@ -131,7 +133,7 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
   const now = deps.clock();
   await transact(deps.store, async (tx) => {
     const { trx } = tx;
-    const org = await lockOrg(tx, orgId);
+    const org = await lockOrgOrThrow(tx, orgId);
     const { member, user } = await requireMember(trx, orgId, userId);
     if (member.role === "owner") await requireAnotherOwner(trx, orgId, "removed");
     await trx.deleteFrom("memberships").where("org_id", "=", orgId).where("user_id", "=", userId).execute();
@@ -162,24 +164,20 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
 }
 
 /**
- * Reads the org and, on PostgreSQL, locks its row, so membership changes of one org run one at a
- * time and two concurrent demotions cannot leave it without an owner.
+ * Reads the org and, on PostgreSQL, locks its row. Every change to an org's members or keys
+ * takes this lock first, so they run one at a time per org: two concurrent demotions cannot leave
+ * it without an owner, and a key cannot be created for (or revoked by) a member being removed.
  */
-async function lockOrg(tx: Tx, orgId: number): Promise<OrgRow> {
+export async function lockOrg(tx: Tx, orgId: number): Promise<OrgRow | undefined> {
   const query = tx.trx.selectFrom("orgs").selectAll().where("id", "=", orgId);
-  const org = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
-  if (!org) throw notFound(`No org with id ${orgId}.`);
-  return org;
+  return (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
 }
 
-async function requireUser(trx: Transaction<Database>, userId: number) {
-  const user = await trx
-    .selectFrom("users")
-    .select(["id", "email"])
-    .where("id", "=", userId)
-    .executeTakeFirst();
-  if (!user) throw notFound(`No user with id ${userId}.`);
-  return user;
+/** {@link lockOrg}, or a 404. */
+export async function lockOrgOrThrow(tx: Tx, orgId: number): Promise<OrgRow> {
+  const org = await lockOrg(tx, orgId);
+  if (!org) throw notFound(`No org with id ${orgId}.`);
+  return org;
 }
 
 const findMember = (trx: Transaction<Database>, orgId: number, userId: number) =>
@@ -193,7 +191,7 @@ const findMember = (trx: Transaction<Database>, orgId: number, userId: number) =
 async function requireMember(trx: Transaction<Database>, orgId: number, userId: number) {
   const member = await findMember(trx, orgId, userId);
   if (!member) throw notFound(`User ${userId} is not a member of org ${orgId}.`);
-  return { member: member as { role: Role }, user: await requireUser(trx, userId) };
+  return { member: member as { role: RoleName }, user: await getUserOrThrow(trx, userId) };
 }
 
 async function requireAnotherOwner(trx: Transaction<Database>, orgId: number, verb: string): Promise<void> {

@@ -3,7 +3,7 @@ import type { Deps } from "../deps.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
 import type { UserRow } from "../store/schema.js";
-import { isUniqueViolation } from "../store/store.js";
+import { type Executor, isUniqueViolation } from "../store/store.js";
 import { transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
@@ -17,8 +17,8 @@ export const User = Type.Object({
 export type User = Static<typeof User>;
 
 const Email = Type.String({ minLength: 3, maxLength: 254 });
-const Name = Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()], {
-  errorMessage: "must be a string of 1 to 200 characters, or null",
+const Name = Type.Union([Type.String({ maxLength: 200 }), Type.Null()], {
+  errorMessage: "must be a string of at most 200 characters, or null",
 });
 
 export const CreateUserRequest = Type.Object(
@@ -51,8 +51,11 @@ function checkEmail(email: string): void {
     throw invalidRequest("email must not contain whitespace or control characters");
 }
 
-/** Emails are unique case-insensitively; this is the folded form the unique index holds. */
-const emailKey = (email: string) => email.normalize("NFC").toLowerCase();
+/**
+ * Emails are unique case-insensitively; this is the folded form the unique index holds:
+ * NFC, then upper- then lower-case, which folds `ß`/`SS` and `ı`/`I` alike as full case folding does.
+ */
+const emailKey = (email: string) => email.normalize("NFC").toUpperCase().toLowerCase();
 
 const duplicateEmail = (email: string) => conflict(`A user with email "${email}" already exists.`);
 
@@ -88,7 +91,9 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
   try {
     return await transact(deps.store, async (tx) => {
       const { trx } = tx;
-      const before = await trx.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
+      // Locked on PostgreSQL, so concurrent PATCHes apply one after the other and none is lost.
+      const query = trx.selectFrom("users").selectAll().where("id", "=", userId);
+      const before = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
       if (!before) throw notFound(`No user with id ${userId}.`);
       const after = {
         ...before,
@@ -117,8 +122,8 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
 }
 
 /** The user with `userId`, or a 404. */
-export async function getUserOrThrow(deps: Deps, userId: number): Promise<UserRow> {
-  const row = await deps.store.db.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
+export async function getUserOrThrow(db: Executor, userId: number): Promise<UserRow> {
+  const row = await db.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
   if (!row) throw notFound(`No user with id ${userId}.`);
   return row;
 }

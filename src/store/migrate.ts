@@ -9,9 +9,9 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
 };
 
 /**
- * Brings the schema up to date. Safe when several instances start at once: on PostgreSQL,
- * Kysely's migrator holds an advisory lock for the whole run and each migration is its own
- * transaction; on SQLite each runs in a `BEGIN IMMEDIATE` transaction.
+ * Brings the schema up to date. Safe when several instances start at once: Kysely's migrator runs
+ * every pending migration in one transaction, under an advisory lock on PostgreSQL and, on SQLite,
+ * as a `BEGIN IMMEDIATE` transaction (see sqlite-dialect.ts).
  *
  * @returns the names of the migrations this call applied.
  */

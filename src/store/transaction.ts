@@ -1,6 +1,6 @@
 import type { Transaction } from "kysely";
 import type { Database } from "./schema.js";
-import type { Dialect, Store } from "./store.js";
+import type { Dialect, Executor, Store } from "./store.js";
 
 /** What a committed transaction changed, for whoever pushes or delivers it. */
 export interface Changes {
@@ -26,4 +26,16 @@ export async function transact<T>(store: Store, fn: (tx: Tx) => Promise<T>): Pro
   const result = await store.db.transaction().execute((trx) => fn({ trx, dialect: store.dialect, changes }));
   if (changes.feeds.size > 0 || changes.deliveries) store.publish(changes);
   return result;
+}
+
+/**
+ * Runs several reads against one consistent view: a read-only REPEATABLE READ transaction on
+ * PostgreSQL; on SQLite, the single connection held throughout, so no write of this process lands
+ * in between.
+ */
+export function snapshot<T>(store: Store, fn: (db: Executor) => Promise<T>): Promise<T> {
+  if (store.dialect === "postgres") {
+    return store.db.transaction().setIsolationLevel("repeatable read").setAccessMode("read only").execute(fn);
+  }
+  return store.db.connection().execute(fn);
 }

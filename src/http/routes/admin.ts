@@ -11,12 +11,13 @@ import {
   removeMember,
 } from "../../identity/orgs.js";
 import { createUser, User, updateUser } from "../../identity/users.js";
-import { pathId } from "../params.js";
+import { pathId } from "../../ids.js";
+import { noBody } from "../no-body.js";
 
 /** The platform side (SPEC §6): users, keys, orgs and event ingest, behind the admin token. */
 export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
-  const userId = (p: unknown) => pathId(p, "user_id", "user");
-  const orgId = (p: unknown) => pathId(p, "org_id", "org");
+  const userId = (p: unknown) => pathId(p, "user_id", "No user with that id.");
+  const orgId = (p: unknown) => pathId(p, "org_id", "No org with that id.");
 
   app.post("/admin/v1/users", { schema: { response: { 201: User } } }, async (request, reply) =>
     reply.code(201).send(await createUser(deps, request.body)),
@@ -30,8 +31,10 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     async (request, reply) =>
       reply.code(201).send(await createPersonalKey(deps, userId(request.params), request.body)),
   );
-  app.post("/admin/v1/keys/:key_id/revoke", { schema: { response: { 200: ApiKey } } }, (request) =>
-    revokeKeyAsAdmin(deps, pathId(request.params, "key_id", "API key")),
+  app.post(
+    "/admin/v1/keys/:key_id/revoke",
+    { preValidation: noBody, schema: { response: { 200: ApiKey } } },
+    (request) => revokeKeyAsAdmin(deps, pathId(request.params, "key_id", "No API key with that id.")),
   );
 
   app.post("/admin/v1/orgs", { schema: { response: { 201: Org } } }, async (request, reply) =>
@@ -48,7 +51,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     { schema: { response: { 200: Membership } } },
     (request) => changeMemberRole(deps, orgId(request.params), userId(request.params), request.body),
   );
-  app.delete("/admin/v1/orgs/:org_id/members/:user_id", async (request, reply) => {
+  app.delete("/admin/v1/orgs/:org_id/members/:user_id", { preValidation: noBody }, async (request, reply) => {
     await removeMember(deps, orgId(request.params), userId(request.params));
     return reply.code(204).send();
   });

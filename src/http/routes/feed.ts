@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Deps } from "../../deps.js";
-import { MarkAllReadResult, MarkReadResult, markAllRead, markRead } from "../../feed/mark-read.js";
+import { MarkAllReadResult, MarkReadResult, markAllRead, markRead, NOT_YOURS } from "../../feed/mark-read.js";
 import {
   listNotifications,
   NotificationPage,
@@ -9,17 +9,15 @@ import {
   unreadCount,
 } from "../../feed/notifications.js";
 import { FeedSettings, getFeedSettings, putFeedSettings } from "../../feed/settings.js";
+import { pathId } from "../../ids.js";
+import type { Query } from "../../query-params.js";
 import { principal } from "../auth.js";
-import { pathId } from "../params.js";
+import { noBody } from "../no-body.js";
 
 /** The seed page's four feed endpoints (SPEC §3) and the mute settings (§4). */
 export async function feedRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   app.get("/api/v1/me/notifications", { schema: { response: { 200: NotificationPage } } }, (request) =>
-    listNotifications(
-      deps,
-      principal(request).userId,
-      parseFeedQuery(request.query as Record<string, string>),
-    ),
+    listNotifications(deps, principal(request).userId, parseFeedQuery(request.query as Query)),
   );
 
   app.get(
@@ -32,13 +30,13 @@ export async function feedRoutes(app: FastifyInstance, deps: Deps): Promise<void
 
   app.post(
     "/api/v1/me/notifications/:id/mark-read",
-    { schema: { response: { 200: MarkReadResult } } },
-    (request) => markRead(deps, principal(request).userId, pathId(request.params, "id", "notification")),
+    { preValidation: noBody, schema: { response: { 200: MarkReadResult } } },
+    (request) => markRead(deps, principal(request).userId, pathId(request.params, "id", NOT_YOURS)),
   );
 
   app.post(
     "/api/v1/me/notifications/mark-all-read",
-    { schema: { response: { 200: MarkAllReadResult } } },
+    { preValidation: noBody, schema: { response: { 200: MarkAllReadResult } } },
     (request) => markAllRead(deps, principal(request).userId),
   );
 
