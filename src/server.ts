@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Config } from "./config.js";
+import { startDeliveryWorker } from "./delivery/worker.js";
 import { createDeps } from "./deps.js";
 import { buildApp } from "./http/app.js";
 import { migrate } from "./store/migrate.js";
@@ -15,7 +16,8 @@ export interface RunningServer {
 }
 
 /**
- * Opens the store, migrates it, and serves the API. Prints where it listens and, when
+ * Opens the store, migrates it, serves the API and (unless `BELFRY_WEBHOOK_WORKER=false`) runs
+ * webhook delivery workers in-process. Prints where it listens and, when
  * `BELFRY_ADMIN_TOKEN` was not given, the admin token it generated (once; it is never logged).
  */
 export async function startServer(
@@ -31,8 +33,9 @@ export async function startServer(
   try {
     await migrate(store);
     const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;
+    const deps = createDeps(store, { webhooks: config.webhooks });
     app = await buildApp({
-      deps: createDeps(store, { webhooks: config.webhooks }),
+      deps,
       adminToken,
       logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
     });
@@ -45,6 +48,7 @@ export async function startServer(
     if (config.adminToken === undefined) {
       print(`Admin token (generated for this run, kept in memory only): ${adminToken}`);
     }
+    const worker = config.webhooks.runWorker ? startDeliveryWorker(deps, app.log) : undefined;
     const running = app;
     return {
       app: running,
@@ -52,6 +56,7 @@ export async function startServer(
       url,
       close: async () => {
         await running.close();
+        await worker?.stop();
         await store.close();
       },
     };

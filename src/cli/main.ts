@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import { ConfigError, loadConfig } from "../config.js";
+import type { FastifyBaseLogger } from "fastify";
+import { pino } from "pino";
+import { type Config, ConfigError, loadConfig } from "../config.js";
+import { startDeliveryWorker } from "../delivery/worker.js";
 import { createDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
 import { startServer } from "../server.js";
@@ -9,7 +12,8 @@ import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
 
 const USAGE = `Usage: belfry <command>
 
-  serve      run the API (the default; what npm start runs)
+  serve      run the API and webhook delivery (the default; what npm start runs)
+  worker     run webhook delivery only (scale delivery apart from the API)
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
 
@@ -29,6 +33,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "serve":
       return serve(config);
+    case "worker":
+      return work(config);
     case "migrate": {
       const store = openStore(config.databaseUrl);
       try {
@@ -61,22 +67,42 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function serve(config: ReturnType<typeof loadConfig>): Promise<number> {
+async function serve(config: Config): Promise<number> {
   const server = await startServer(config);
+  return untilSignal(server.app.log, () => server.close());
+}
+
+async function work(config: Config): Promise<number> {
+  const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
+  await migrate(store);
+  const log = pino({ level: config.logLevel });
+  const worker = startDeliveryWorker(createDeps(store, { webhooks: config.webhooks }), log);
+  log.info("webhook delivery worker running");
+  return untilSignal(log, async () => {
+    await worker.stop();
+    await store.close();
+  });
+}
+
+/** Resolves with the exit code once SIGTERM or SIGINT has been handled by `shutdown`. */
+function untilSignal(
+  log: Pick<FastifyBaseLogger, "info" | "error">,
+  shutdown: () => Promise<void>,
+): Promise<number> {
   return new Promise((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      server.app.log.info({ signal }, "shutting down: finishing in-flight requests");
+      log.info({ signal }, "shutting down: finishing what is in flight");
       setTimeout(() => {
-        server.app.log.error("shutdown took too long; exiting");
+        log.error("shutdown took too long; exiting");
         resolve(1);
       }, SHUTDOWN_GRACE_MS).unref();
-      server.close().then(
+      shutdown().then(
         () => resolve(0),
         (error: unknown) => {
-          server.app.log.error({ err: error }, "error while shutting down");
+          log.error({ err: error }, "error while shutting down");
           resolve(1);
         },
       );

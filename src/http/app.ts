@@ -9,6 +9,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
 import { orgKeyRoutes } from "./routes/org-keys.js";
+import { webhookRoutes } from "./routes/webhooks.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -77,6 +78,7 @@ export async function buildApp({ deps, adminToken, logger = false }: AppOptions)
     scope.addHook("preValidation", userAuth(deps));
     await feedRoutes(scope, deps);
     await orgKeyRoutes(scope, deps);
+    await webhookRoutes(scope, deps);
   });
   await app.register(async (scope) => {
     scope.addHook("preValidation", adminAuth(adminToken));

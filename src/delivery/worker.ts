@@ -1,0 +1,121 @@
+import { randomBytes } from "node:crypto";
+import type { Deps } from "../deps.js";
+import { transact } from "../store/transaction.js";
+import { type Claimed, deliver } from "./deliver.js";
+
+/** Where a worker reports what it cannot handle itself. */
+export interface WorkerLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface DeliveryWorker {
+  /** Stops claiming and resolves once the attempts in flight are recorded. */
+  stop(): Promise<void>;
+}
+
+/** A lease outlives the longest attempt by this much, so no attempt ever runs twice at once. */
+const LEASE_MARGIN_MS = 30_000;
+
+/**
+ * Starts a delivery worker: it claims due deliveries (up to `concurrency` in flight), attempts
+ * them and records the outcome. It wakes when this process queues deliveries, and polls for the
+ * rest (other processes' deliveries, retries coming due). Several workers and instances share one
+ * store safely: claims take a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and a dead worker's
+ * lease runs out and is taken over.
+ */
+export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker {
+  const { concurrency, pollMs, timeoutMs } = deps.webhooks;
+  let running = true;
+  let inFlight = 0;
+  // A nudge that arrives while the loop is busy is remembered, so the next idle() returns at once.
+  let nudged = false;
+  let wake: (() => void) | undefined;
+  const nudge = () => {
+    nudged = true;
+    wake?.();
+  };
+  const unsubscribe = deps.store.subscribe((changes) => {
+    if (changes.deliveries) nudge();
+  });
+  const idle = async () => {
+    if (!nudged) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pollMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+    nudged = false;
+  };
+
+  const loop = async () => {
+    while (running) {
+      const free = concurrency - inFlight;
+      let claimed: Claimed[] = [];
+      if (free > 0) {
+        try {
+          claimed = await claimDue(deps, free, timeoutMs + LEASE_MARGIN_MS);
+        } catch (error) {
+          log.warn({ err: errorFacts(error) }, "claiming webhook deliveries failed; retrying");
+        }
+      }
+      for (const c of claimed) {
+        inFlight++;
+        deliver(deps, c)
+          .catch((error: unknown) =>
+            log.error({ err: errorFacts(error), delivery: c.id }, "webhook attempt failed"),
+          )
+          .finally(() => {
+            inFlight--;
+            nudge();
+          });
+      }
+      if (claimed.length === 0 || claimed.length < free) await idle();
+    }
+  };
+  const done = loop();
+
+  return {
+    async stop() {
+      running = false;
+      unsubscribe();
+      nudge();
+      await done;
+      const deadline = Date.now() + timeoutMs + 1000;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
+}
+
+/** Claims up to `limit` due deliveries under a new lease. */
+async function claimDue(deps: Deps, limit: number, leaseMs: number): Promise<Claimed[]> {
+  const leaseToken = randomBytes(12).toString("hex");
+  const nowMs = Date.now();
+  return transact(deps.store, async (tx) => {
+    let due = tx.trx
+      .selectFrom("webhook_deliveries")
+      .select("id")
+      .where("status", "in", ["pending", "failed"])
+      .where("next_attempt_at_ms", "<=", nowMs)
+      .where((eb) => eb.or([eb("lease_until_ms", "is", null), eb("lease_until_ms", "<", nowMs)]))
+      .orderBy("next_attempt_at_ms")
+      .limit(limit);
+    if (tx.dialect === "postgres") due = due.forUpdate().skipLocked();
+    const rows = await tx.trx
+      .updateTable("webhook_deliveries")
+      .set({ lease_token: leaseToken, lease_until_ms: nowMs + leaseMs })
+      .where("id", "in", due)
+      .returning("id")
+      .execute();
+    return rows.map((r) => ({ id: r.id, leaseToken }));
+  });
+}
+
+const errorFacts = (error: unknown) =>
+  error instanceof Error
+    ? { message: error.message, code: (error as { code?: string }).code }
+    : { message: String(error) };
