@@ -52,6 +52,7 @@ const REFUSED: [string, number, "ipv4" | "ipv6"][] = [
   ["224.0.0.0", 4, "ipv4"], // multicast
   ["240.0.0.0", 4, "ipv4"], // reserved, broadcast
   ["::", 96, "ipv6"], // unspecified, loopback, IPv4-compatible
+  ["::ffff:0:0:0", 96, "ipv6"], // IPv4-translated (RFC 2765)
   ["64:ff9b::", 96, "ipv6"], // NAT64
   ["64:ff9b:1::", 48, "ipv6"], // local-use NAT64
   ["100::", 64, "ipv6"], // discard

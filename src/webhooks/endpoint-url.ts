@@ -42,7 +42,11 @@ export async function checkEndpointUrl(deps: Deps, raw: string): Promise<string>
       throw invalidRequest(`url ${error.message}`);
     if (!(error instanceof TargetError)) throw error;
   }
-  return url.toString();
+  const normalised = url.toString();
+  // Percent-encoding can lengthen a URL: the limit holds for what is stored and shown.
+  if (normalised.length > MAX_URL_LENGTH)
+    throw invalidRequest(`url must be at most ${MAX_URL_LENGTH} characters`);
+  return normalised;
 }
 
 const policies = new WeakMap<readonly string[], AddressPolicy>();

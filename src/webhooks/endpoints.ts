@@ -23,7 +23,16 @@ export const WebhookEndpoint = Type.Object({
   created_at: Type.String(),
 });
 export type WebhookEndpoint = Static<typeof WebhookEndpoint>;
-export const NewWebhookEndpoint = Type.Object({ ...WebhookEndpoint.properties, secret: Type.String() });
+/** The create answer: exactly the contract's fields, with the secret shown this once. */
+export const NewWebhookEndpoint = Type.Object({
+  id: Type.Integer(),
+  url: Type.String(),
+  event_types: WebhookEndpoint.properties.event_types,
+  description: WebhookEndpoint.properties.description,
+  enabled: Type.Boolean(),
+  created_at: Type.String(),
+  secret: Type.String(),
+});
 export const WebhookEndpointPage = Type.Object({
   items: Type.Array(WebhookEndpoint),
   total: Type.Integer(),
@@ -108,7 +117,8 @@ export async function createEndpoint(deps: Deps, userId: number, body: unknown) 
       })
       .returningAll()
       .executeTakeFirstOrThrow();
-    return { ...toEndpoint(row), secret: row.secret };
+    const { disabled_reason: _, ...created } = toEndpoint(row);
+    return { ...created, secret: row.secret };
   });
 }
 
