@@ -162,7 +162,6 @@ async function until(check: () => boolean): Promise<void> {
   while (!check()) await new Promise((r) => setTimeout(r, 1));
 }
 
-
 function fmt(n: number): string {
   return Math.round(n).toLocaleString("en-US");
 }

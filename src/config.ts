@@ -13,6 +13,8 @@ export interface Config {
   readonly adminToken: string | undefined;
   readonly logLevel: string;
   readonly pgPoolSize: number;
+  /** What feed answers advise pollers in `X-Poll-Interval`. */
+  readonly pollIntervalS: number;
   readonly webhooks: WebhookConfig;
 }
 
@@ -68,6 +70,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     adminToken: text("BELFRY_ADMIN_TOKEN"),
     logLevel,
     pgPoolSize: integer("BELFRY_PG_POOL_SIZE", text("BELFRY_PG_POOL_SIZE"), 10, 1, 1000),
+    pollIntervalS: integer("BELFRY_POLL_INTERVAL_S", text("BELFRY_POLL_INTERVAL_S"), 60, 1, 86400),
     webhooks: loadWebhookConfig(text),
     ...overrides,
   };

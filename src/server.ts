@@ -37,6 +37,7 @@ export async function startServer(
     app = await buildApp({
       deps,
       adminToken,
+      pollIntervalS: config.pollIntervalS,
       logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
     });
     await app.listen({ port: config.port, host: config.host });

@@ -22,12 +22,15 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
   let deps: Deps;
   let userId: number;
   const captured: CompiledQuery[] = [];
+  const executed: string[] = [];
 
   beforeAll(async () => {
     t = await openTestStore(backend, {
       log: (event) => {
         // Reads only: PostgreSQL list reads run in a read-only snapshot transaction (begin/commit).
-        if (event.level === "query" && /^\s*select/i.test(event.query.sql)) captured.push(event.query);
+        if (event.level !== "query") return;
+        executed.push(event.query.sql);
+        if (/^\s*select/i.test(event.query.sql)) captured.push(event.query);
       },
     });
     deps = createDeps(t.store);
@@ -76,10 +79,12 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
     expect(counters.reduce((s, c) => s + c.total, 0)).toBe(ROWS + 20);
   });
 
-  it("answers unread-count from the counter rows alone", async () => {
+  const STATE_TABLES = ["feed_states", "s", "feed_counters", "c"];
+
+  it("answers unread-count from the feed state and counter rows alone", async () => {
     const plans = await plansOf(() => unreadCount(deps, userId));
     expect(plans).toHaveLength(1);
-    expect(plans[0]!.tables).toEqual(["feed_counters"]);
+    expect(plans[0]!.scans.every((s) => STATE_TABLES.includes(s.table))).toBe(true);
   });
 
   // Each filter has an index in page order. PostgreSQL may pick a broader one that is in page order
@@ -106,19 +111,101 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
       const plans = await plansOf(() =>
         listNotifications(deps, userId, { ...filter, page: 1, pageSize: 50 }),
       );
-      expect(plans.map((p) => p.tables)).toEqual([["feed_counters"], ["notifications"]]);
+      expect(plans).toHaveLength(2);
+      expect(plans[0]!.scans.every((s) => STATE_TABLES.includes(s.table))).toBe(true);
       const page = plans[1]!;
-      expect(page.indexes).toHaveLength(1);
-      expect(indexes).toContain(page.indexes[0]);
+      const rows = page.scans.filter((s) => s.table === "notifications");
+      expect(rows).toHaveLength(1);
+      expect(indexes).toContain(rows[0]!.index);
+      // The only other table: mark-all-read marks, probed per returned row (by primary key; with
+      // a table this small PostgreSQL may just read it).
+      for (const s of page.scans.filter((s) => s.table !== "notifications")) {
+        expect(["m", "feed_read_marks"]).toContain(s.table);
+        if (backend === "sqlite") expect(s.index).toMatch(/feed_read_marks|PRIMARY KEY/);
+      }
       expect(page.sorts).toBe(false);
       // PostgreSQL reports what the scan actually read: the 50 rows returned, and at most as many
       // again skipped by a filter the chosen index does not cover.
       if (backend === "postgres") {
-        expect(page.rowsRead).toBeGreaterThanOrEqual(50);
-        expect(page.rowsRead).toBeLessThanOrEqual(100);
+        expect(rows[0]!.rowsRead).toBeGreaterThanOrEqual(50);
+        expect(rows[0]!.rowsRead).toBeLessThanOrEqual(100);
       }
     },
   );
+
+  // The tests below run in order after the ones above: they mark everything read.
+  it("marks 100,000 unread rows read in constant work", async () => {
+    const before = await unreadCount(deps, userId);
+    expect(before.count).toBeGreaterThan(50_000);
+    executed.length = 0;
+    const result = await markAllRead(deps, userId);
+    expect(result).toEqual({ marked_read: before.count });
+    // No statement touches the notifications themselves: the work does not grow with the feed.
+    expect(executed.length).toBeLessThanOrEqual(8);
+    expect(executed.filter((q) => q.includes('"notifications"'))).toEqual([]);
+    expect(await unreadCount(deps, userId)).toEqual({ count: 0, version: before.version + 1 });
+    expect(await markAllRead(deps, userId)).toEqual({ marked_read: 0 });
+    const unread = await listNotifications(deps, userId, { read: false, page: 1, pageSize: 50 });
+    expect(unread).toMatchObject({ items: [], total: 0 });
+    const read = await listNotifications(deps, userId, { read: true, page: 1, pageSize: 50 });
+    expect(read.total).toBe(ROWS + 20);
+    expect(read.items.every((n) => n.read_at !== null)).toBe(true);
+  });
+
+  it("keeps read_at exact: a row's own, else the mark-all-read that covered it", async () => {
+    const [row] = (await listNotifications(deps, userId, { page: 1, pageSize: 1 })).items;
+    const again = await markRead(deps, userId, row!.id);
+    expect(again.read_at).toBe(row!.read_at);
+    const own = await t.store.db
+      .selectFrom("notifications")
+      .select(["id", "read_at"])
+      .where("user_id", "=", userId)
+      .where("read_at", "is not", null)
+      .limit(1)
+      .executeTakeFirstOrThrow();
+    const { items } = await listNotifications(deps, userId, { page: 1, pageSize: 200 });
+    const mark = await t.store.db
+      .selectFrom("feed_read_marks")
+      .select("at")
+      .where("user_id", "=", userId)
+      .executeTakeFirstOrThrow();
+    for (const n of items) {
+      const stored = await t.store.db
+        .selectFrom("notifications")
+        .select("read_at")
+        .where("id", "=", n.id)
+        .executeTakeFirstOrThrow();
+      expect(n.read_at).toBe(new Date((stored.read_at ?? mark.at) * 1000).toISOString().replace(".000", ""));
+    }
+    expect(own.read_at).not.toBeNull();
+  });
+
+  it("serves unread page 1 after mark-all-read reading only the new rows", async () => {
+    for (let i = 0; i < 3; i++) {
+      await ingestEvent(deps, {
+        id: `after-${i}`,
+        type: PAYMENT,
+        user_id: userId,
+        data: { amount_cents: 1, balance_cents: 1 },
+      });
+    }
+    const page = await listNotifications(deps, userId, { read: false, page: 1, pageSize: 50 });
+    expect(page.total).toBe(3);
+    expect(page.items.map((n) => n.read_at)).toEqual([null, null, null]);
+    const plans = await plansOf(() =>
+      listNotifications(deps, userId, { read: false, page: 1, pageSize: 50 }),
+    );
+    const rows = plans[1]!.scans.find((s) => s.table === "notifications")!;
+    // The unread index in page order, or (PostgreSQL's pick here) the id range above the mark,
+    // which holds the unread rows and other users' newer rows (one here): a handful, not 100,000.
+    expect(["notifications_feed_unread", "notifications_pkey"]).toContain(rows.index);
+    if (backend === "postgres") expect(rows.rowsRead).toBeLessThanOrEqual(4);
+    const flipped = await markRead(deps, userId, page.items[0]!.id);
+    expect(await unreadCount(deps, userId)).toMatchObject({ count: 2 });
+    expect(
+      (await listNotifications(deps, userId, { read: false, page: 1, pageSize: 50 })).items.map((n) => n.id),
+    ).not.toContain(flipped.id);
+  });
 
   /** Runs `fn`, then EXPLAINs every query it ran. */
   async function plansOf(fn: () => Promise<unknown>): Promise<Plan[]> {
@@ -135,10 +222,14 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
       );
       const details = rows.map((r) => r.detail);
       return {
-        tables: [...new Set(details.flatMap((d) => /^(?:SEARCH|SCAN) (\w+)/.exec(d)?.[1] ?? []))],
-        indexes: details.flatMap((d) => / USING (?:COVERING )?INDEX (\w+)/.exec(d)?.[1] ?? []),
+        scans: details.flatMap((d) => {
+          const m =
+            /^(?:SEARCH|SCAN) (\w+)(?: USING (?:(?:COVERING )?INDEX (\w+)|(INTEGER PRIMARY KEY|PRIMARY KEY)))?/.exec(
+              d,
+            );
+          return m ? [{ table: m[1]!, index: m[2] ?? m[3] }] : [];
+        }),
         sorts: details.some((d) => d.includes("TEMP B-TREE")),
-        rowsRead: undefined,
       };
     }
     const { rows } = await t.store.db.executeQuery<{ "QUERY PLAN": PgNode[] }>(
@@ -147,19 +238,24 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
     const nodes = flatten(rows[0]!["QUERY PLAN"][0]!.Plan);
     const scans = nodes.filter((n) => n["Relation Name"]);
     return {
-      tables: [...new Set(scans.map((n) => n["Relation Name"]!))],
-      indexes: scans.flatMap((n) => n["Index Name"] ?? []),
-      sorts: nodes.some((n) => n["Node Type"].includes("Sort")),
-      rowsRead: scans.reduce((s, n) => s + n["Actual Rows"] + (n["Rows Removed by Filter"] ?? 0), 0),
+      scans: scans.map((n) => ({
+        table: n["Relation Name"]!,
+        index: n["Index Name"],
+        rowsRead: n["Actual Rows"] + (n["Rows Removed by Filter"] ?? 0),
+      })),
+      // A sort of the feed rows (not of the marks subquery's single probe).
+      sorts: nodes.some(
+        (n) =>
+          n["Node Type"].includes("Sort") && flatten(n).some((c) => c["Relation Name"] === "notifications"),
+      ),
     };
   }
 });
 
 interface Plan {
-  tables: string[];
-  indexes: string[];
+  /** Each table access: its table (or alias), the index used, and on PostgreSQL the rows read. */
+  scans: { table: string; index?: string | undefined; rowsRead?: number }[];
   sorts: boolean;
-  rowsRead: number | undefined;
 }
 
 interface PgNode {

@@ -106,7 +106,7 @@ async function addToFeeds(
   for (const userId of [...new Set(await feed.recipients(ctx))].sort((a, b) => a - b)) {
     const { mutedTypes } = await lockFeed(tx, userId);
     if (mutedTypes.includes(input.type)) continue;
-    await tx.trx
+    const { id } = await tx.trx
       .insertInto("notifications")
       .values({
         user_id: userId,
@@ -118,7 +118,8 @@ async function addToFeeds(
         created_at: input.occurredAt,
         read_at: null,
       })
-      .execute();
+      .returning("id")
+      .executeTakeFirstOrThrow();
     await tx.trx
       .insertInto("feed_counters")
       .values({ user_id: userId, type: input.type, total: 1, unread: 1 })
@@ -129,7 +130,7 @@ async function addToFeeds(
         })),
       )
       .execute();
-    await bumpFeedVersion(tx, userId);
+    await bumpFeedVersion(tx, userId, { last_id: id });
     added++;
   }
   return added;

@@ -1,27 +1,47 @@
 import type { Tx } from "../store/transaction.js";
 
+/** A user's feed state, as read under the feed lock. */
+export interface FeedState {
+  version: number;
+  mutedTypes: string[];
+  readThroughId: number;
+  lastId: number;
+}
+
 /**
  * Takes the user's feed lock: every transaction that changes a user's rows or counters calls
  * this first, so per-user writes are serialised, counters stay exact, and ids of one user's rows
- * are assigned in commit order (what Last-Event-ID resumption relies on). On SQLite the
- * transaction already holds the database's write lock (`BEGIN IMMEDIATE`).
+ * are assigned in commit order (what Last-Event-ID resumption and mark-all-read's `last_id` rely
+ * on). On SQLite the transaction already holds the database's write lock (`BEGIN IMMEDIATE`).
  */
-export async function lockFeed(tx: Tx, userId: number): Promise<{ version: number; mutedTypes: string[] }> {
+export async function lockFeed(tx: Tx, userId: number): Promise<FeedState> {
   const query = tx.trx
     .selectFrom("feed_states")
-    .select(["version", "muted_types"])
+    .select(["version", "muted_types", "read_through_id", "last_id"])
     .where("user_id", "=", userId);
   const row = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirstOrThrow(
     () => new Error(`user ${userId} has no feed state`),
   );
-  return { version: row.version, mutedTypes: JSON.parse(row.muted_types) as string[] };
+  return {
+    version: row.version,
+    mutedTypes: JSON.parse(row.muted_types) as string[],
+    readThroughId: row.read_through_id,
+    lastId: row.last_id,
+  };
 }
 
-/** Records that the user's feed changed; the version only ever grows. */
-export async function bumpFeedVersion(tx: Tx, userId: number): Promise<void> {
+/**
+ * Records that the user's feed changed (the version only ever grows), and what else changed
+ * with it: the newest row id after an insert, the read-through id after a mark-all-read.
+ */
+export async function bumpFeedVersion(
+  tx: Tx,
+  userId: number,
+  also: { last_id?: number; read_through_id?: number } = {},
+): Promise<void> {
   await tx.trx
     .updateTable("feed_states")
-    .set((eb) => ({ version: eb("version", "+", 1) }))
+    .set((eb) => ({ version: eb("version", "+", 1), ...also }))
     .where("user_id", "=", userId)
     .execute();
   tx.changes.feeds.add(userId);

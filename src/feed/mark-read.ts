@@ -4,6 +4,7 @@ import { notFound } from "../errors.js";
 import { transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { bumpFeedVersion, lockFeed } from "./feed-lock.js";
+import { effectiveReadAt } from "./read-state.js";
 
 export const MarkReadResult = Type.Object({
   id: Type.Integer(),
@@ -17,8 +18,9 @@ export const NOT_YOURS = "No such notification.";
 const notYours = () => notFound(NOT_YOURS);
 
 /**
- * Marks one of the user's rows read. Idempotent: a row already read keeps its original
- * `read_at`. Another user's row, or none, is a 404 that says no more than that.
+ * Marks one of the user's rows read. Idempotent: a row already read — by its own mark or by a
+ * mark-all-read — keeps its original `read_at`. Another user's row, or none, is a 404 that says
+ * no more than that.
  */
 export async function markRead(
   deps: Deps,
@@ -29,7 +31,7 @@ export async function markRead(
   const find = () =>
     store.db
       .selectFrom("notifications")
-      .select(["id", "type", "read_at"])
+      .select((eb) => ["type", effectiveReadAt(eb)])
       .where("id", "=", id)
       .where("user_id", "=", userId)
       .executeTakeFirst();
@@ -37,51 +39,52 @@ export async function markRead(
   if (!row) throw notYours();
   if (row.read_at !== null) return { id, type: row.type, read_at: toIso(row.read_at) };
   const now = deps.clock();
-  const readAt = await transact(store, async (tx) => {
-    const { trx } = tx;
-    await lockFeed(tx, userId);
-    const flipped = await trx
+  const flipped = await transact(store, async (tx) => {
+    const { readThroughId } = await lockFeed(tx, userId);
+    if (id <= readThroughId) return false; // a mark-all-read got there first
+    const result = await tx.trx
       .updateTable("notifications")
       .set({ read_at: now })
       .where("id", "=", id)
       .where("user_id", "=", userId)
       .where("read_at", "is", null)
       .executeTakeFirst();
-    if (flipped.numUpdatedRows === 0n) return undefined; // marked read by someone else meanwhile
-    await trx
+    if (result.numUpdatedRows === 0n) return false; // marked read by someone else meanwhile
+    await tx.trx
       .updateTable("feed_counters")
       .set((eb) => ({ unread: eb("unread", "-", 1) }))
       .where("user_id", "=", userId)
       .where("type", "=", row.type)
       .execute();
     await bumpFeedVersion(tx, userId);
-    return now;
+    return true;
   });
-  if (readAt !== undefined) return { id, type: row.type, read_at: toIso(readAt) };
+  if (flipped) return { id, type: row.type, read_at: toIso(now) };
   const again = await find();
   if (!again?.read_at) throw notYours();
   return { id, type: again.type, read_at: toIso(again.read_at) };
 }
 
-/** Marks every unread row of the user read; returns how many this call flipped. */
+/**
+ * Marks every unread row of the user read and returns how many this call flipped — in constant
+ * work whatever that number: it records a mark covering the user's rows up to the newest one,
+ * and zeroes the unread counters (at most one per feed type). See read-state.ts.
+ */
 export async function markAllRead(deps: Deps, userId: number): Promise<{ marked_read: number }> {
-  const { store } = deps;
   const now = deps.clock();
-  const marked = await transact(store, async (tx) => {
-    const { trx } = tx;
-    await lockFeed(tx, userId);
-    const result = await trx
-      .updateTable("notifications")
-      .set({ read_at: now })
+  const marked = await transact(deps.store, async (tx) => {
+    const { lastId, readThroughId } = await lockFeed(tx, userId);
+    const counters = await tx.trx
+      .selectFrom("feed_counters")
+      .select("unread")
       .where("user_id", "=", userId)
-      .where("read_at", "is", null)
-      .executeTakeFirst();
-    const n = Number(result.numUpdatedRows);
-    if (n > 0) {
-      await trx.updateTable("feed_counters").set({ unread: 0 }).where("user_id", "=", userId).execute();
-      await bumpFeedVersion(tx, userId);
-    }
-    return n;
+      .execute();
+    const unread = counters.reduce((sum, c) => sum + c.unread, 0);
+    if (unread === 0 || lastId <= readThroughId) return 0;
+    await tx.trx.insertInto("feed_read_marks").values({ user_id: userId, max_id: lastId, at: now }).execute();
+    await tx.trx.updateTable("feed_counters").set({ unread: 0 }).where("user_id", "=", userId).execute();
+    await bumpFeedVersion(tx, userId, { read_through_id: lastId });
+    return unread;
   });
   return { marked_read: marked };
 }

@@ -7,6 +7,7 @@ import type { NotificationRow } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import { snapshot } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
+import { effectiveReadAt, whereRead } from "./read-state.js";
 
 export const Notification = Type.Object({
   id: Type.Integer(),
@@ -68,52 +69,72 @@ export const toNotification = (row: Omit<NotificationRow, "user_id" | "event_id"
 
 /**
  * One page of the user's feed, newest first. `total` comes from the kept counters (at most one
- * row per feed type), and each filter combination has an index in this order, so page 1 reads
- * only the rows it returns.
+ * row per feed type), and each filter combination has an index in this order; the query asks for
+ * no more rows than remain (`total` minus the offset), so a scan stops as soon as it has them and
+ * page 1 reads only the rows it returns.
  */
 export async function listNotifications(
   deps: Deps,
   userId: number,
   filter: FeedFilter,
-): Promise<NotificationPage> {
-  // Counters and rows from one snapshot, so `total` and `items` agree under concurrent writes.
+): Promise<NotificationPage & { version: number }> {
+  // State, counters and rows from one snapshot, so `total` and `items` agree under concurrent writes.
   return snapshot(deps.store, async (db) => {
-    const counts = await feedCounts(db, userId, filter.type);
+    const state = await feedState(db, userId, filter.type);
     const total =
-      filter.read === undefined ? counts.total : filter.read ? counts.total - counts.unread : counts.unread;
+      filter.read === undefined ? state.total : filter.read ? state.total - state.unread : state.unread;
     const offset = (filter.page - 1) * filter.pageSize;
-    if (offset >= total) return { items: [], total, page: filter.page, page_size: filter.pageSize };
+    const page = { total, page: filter.page, page_size: filter.pageSize, version: state.version };
+    if (offset >= total) return { items: [], ...page };
     let query = db
       .selectFrom("notifications")
-      .select(["id", "type", "title", "body", "link", "read_at", "created_at"])
+      .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
       .where("user_id", "=", userId);
     if (filter.type !== undefined) query = query.where("type", "=", filter.type);
-    if (filter.read !== undefined) query = query.where("read_at", filter.read ? "is not" : "is", null);
+    if (filter.read !== undefined) query = whereRead(query, filter.read, state.readThroughId);
     const rows = await query
       .orderBy("created_at", "desc")
       .orderBy("id", "desc")
-      .limit(filter.pageSize)
+      .limit(Math.min(filter.pageSize, total - offset))
       .offset(offset)
       .execute();
-    return { items: rows.map(toNotification), total, page: filter.page, page_size: filter.pageSize };
+    return { items: rows.map(toNotification), ...page };
   });
 }
 
-/** The user's unread count, from the kept counters. */
-export async function unreadCount(deps: Deps, userId: number): Promise<number> {
-  return (await feedCounts(deps.store.db, userId)).unread;
+/** The user's unread count and feed version, from the kept counters. */
+export async function unreadCount(deps: Deps, userId: number): Promise<{ count: number; version: number }> {
+  const state = await feedState(deps.store.db, userId);
+  return { count: state.unread, version: state.version };
 }
 
-async function feedCounts(
-  db: Executor,
-  userId: number,
-  type?: string,
-): Promise<{ total: number; unread: number }> {
-  let query = db.selectFrom("feed_counters").select(["total", "unread"]).where("user_id", "=", userId);
-  if (type !== undefined) query = query.where("type", "=", type);
-  const rows = await query.execute();
-  return rows.reduce((sum, r) => ({ total: sum.total + r.total, unread: sum.unread + r.unread }), {
-    total: 0,
-    unread: 0,
-  });
+/** The user's feed version alone: what a conditional request compares with its ETag. */
+export async function feedVersion(deps: Deps, userId: number): Promise<number> {
+  const row = await deps.store.db
+    .selectFrom("feed_states")
+    .select("version")
+    .where("user_id", "=", userId)
+    .executeTakeFirstOrThrow();
+  return row.version;
+}
+
+/** Version, read-through id and counts (of one type, or all) in one query. */
+async function feedState(db: Executor, userId: number, type?: string) {
+  const rows = await db
+    .selectFrom("feed_states as s")
+    .leftJoin("feed_counters as c", (join) => {
+      const on = join.onRef("c.user_id", "=", "s.user_id");
+      return type === undefined ? on : on.on("c.type", "=", type);
+    })
+    .select(["s.version", "s.read_through_id", "c.total", "c.unread"])
+    .where("s.user_id", "=", userId)
+    .execute();
+  const first = rows[0];
+  if (!first) throw new Error(`user ${userId} has no feed state`);
+  return {
+    version: first.version,
+    readThroughId: first.read_through_id,
+    total: rows.reduce((sum, r) => sum + (r.total ?? 0), 0),
+    unread: rows.reduce((sum, r) => sum + (r.unread ?? 0), 0),
+  };
 }

@@ -16,6 +16,8 @@ export const BODY_LIMIT = 1024 * 1024;
 export interface AppOptions {
   deps: Deps;
   adminToken: string;
+  /** What `X-Poll-Interval` tells pollers (seconds). Default 60. */
+  pollIntervalS?: number;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
 }
@@ -24,7 +26,12 @@ export interface AppOptions {
  * Builds the HTTP API without listening, so tests drive it in-process (`app.inject`) and the
  * server calls `listen`.
  */
-export async function buildApp({ deps, adminToken, logger = false }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({
+  deps,
+  adminToken,
+  pollIntervalS = 60,
+  logger = false,
+}: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
@@ -76,7 +83,7 @@ export async function buildApp({ deps, adminToken, logger = false }: AppOptions)
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => {
     scope.addHook("preValidation", userAuth(deps));
-    await feedRoutes(scope, deps);
+    await feedRoutes(scope, deps, pollIntervalS);
     await orgKeyRoutes(scope, deps);
     await webhookRoutes(scope, deps);
   });

@@ -74,7 +74,7 @@ export async function createUser(deps: Deps, body: unknown): Promise<User> {
         .executeTakeFirstOrThrow();
       await trx
         .insertInto("feed_states")
-        .values({ user_id: row.id, version: 0, muted_types: "[]" })
+        .values({ user_id: row.id, version: 0, muted_types: "[]", read_through_id: 0, last_id: 0 })
         .execute();
       return toUser(row);
     });

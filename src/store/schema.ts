@@ -13,6 +13,7 @@ export interface Database {
   notifications: NotificationsTable;
   feed_states: FeedStatesTable;
   feed_counters: FeedCountersTable;
+  feed_read_marks: FeedReadMarksTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
@@ -91,9 +92,21 @@ export interface NotificationsTable {
 /** One row per user: the lock every feed write takes first, the feed version, the mutes. */
 export interface FeedStatesTable {
   user_id: number;
+  /** Grows with every change to the user's rows or counts: ETags and stream events carry it. */
   version: number;
   /** JSON array of muted feed types. */
   muted_types: string;
+  /** Rows up to this id are read (mark-all-read), whatever their own `read_at`. */
+  read_through_id: number;
+  /** The id of the user's newest row. */
+  last_id: number;
+}
+
+/** One mark-all-read: the user's rows up to `max_id` not read before were read at `at`. */
+export interface FeedReadMarksTable {
+  user_id: number;
+  max_id: number;
+  at: number;
 }
 
 /** Kept counts per (user, feed type), changed in the same transaction as the rows. */

@@ -1,7 +1,8 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Deps } from "../../deps.js";
 import { MarkAllReadResult, MarkReadResult, markAllRead, markRead, NOT_YOURS } from "../../feed/mark-read.js";
 import {
+  feedVersion,
   listNotifications,
   NotificationPage,
   parseFeedQuery,
@@ -12,20 +13,45 @@ import { FeedSettings, getFeedSettings, putFeedSettings } from "../../feed/setti
 import { pathId } from "../../ids.js";
 import type { Query } from "../../query-params.js";
 import { principal } from "../auth.js";
+import { feedEtag, notModified, setFeedHeaders } from "../feed-cache.js";
 import { noBody } from "../no-body.js";
 
 /** The seed page's four feed endpoints (SPEC §3) and the mute settings (§4). */
-export async function feedRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
-  app.get("/api/v1/me/notifications", { schema: { response: { 200: NotificationPage } } }, (request) =>
-    listNotifications(deps, principal(request).userId, parseFeedQuery(request.query as Query)),
+export async function feedRoutes(app: FastifyInstance, deps: Deps, pollIntervalS: number): Promise<void> {
+  /** Answers 304 when the client already has this version; reads nothing but the version. */
+  const unchanged = async (request: FastifyRequest, reply: FastifyReply, userId: number) => {
+    if (!request.headers["if-none-match"]) return false;
+    const version = await feedVersion(deps, userId);
+    const etag = feedEtag(userId, version);
+    if (!notModified(request, etag)) return false;
+    setFeedHeaders(reply, etag, version, pollIntervalS);
+    await reply.code(304).send();
+    return true;
+  };
+
+  app.get(
+    "/api/v1/me/notifications",
+    { schema: { response: { 200: NotificationPage } } },
+    async (request, reply) => {
+      const { userId } = principal(request);
+      const filter = parseFeedQuery(request.query as Query);
+      if (await unchanged(request, reply, userId)) return reply;
+      const page = await listNotifications(deps, userId, filter);
+      setFeedHeaders(reply, feedEtag(userId, page.version), page.version, pollIntervalS);
+      return page;
+    },
   );
 
   app.get(
     "/api/v1/me/notifications/unread-count",
     { schema: { response: { 200: UnreadCount } } },
-    async (request) => ({
-      count: await unreadCount(deps, principal(request).userId),
-    }),
+    async (request, reply) => {
+      const { userId } = principal(request);
+      if (await unchanged(request, reply, userId)) return reply;
+      const { count, version } = await unreadCount(deps, userId);
+      setFeedHeaders(reply, feedEtag(userId, version), version, pollIntervalS);
+      return { count };
+    },
   );
 
   app.post(

@@ -1,0 +1,42 @@
+import type { ExpressionBuilder, SelectQueryBuilder } from "kysely";
+import type { Database } from "../store/schema.js";
+
+/**
+ * Whether a row is read, after O(1) mark-all-read (migration 0003): its own `read_at` is set, or
+ * its id is at or below the user's `read_through_id`. These helpers put that rule into queries.
+ */
+
+type Notifications = ExpressionBuilder<Database, "notifications">;
+
+/**
+ * A row's read time: its own `read_at`, else the time of the first mark-all-read that covers it
+ * (one primary-key probe per returned row), else null.
+ */
+export const effectiveReadAt = (eb: Notifications) =>
+  eb.fn
+    .coalesce(
+      "notifications.read_at",
+      eb
+        .selectFrom("feed_read_marks as m")
+        .select("m.at")
+        .whereRef("m.user_id", "=", "notifications.user_id")
+        .whereRef("m.max_id", ">=", "notifications.id")
+        .orderBy("m.max_id")
+        .limit(1),
+    )
+    .as("read_at");
+
+/**
+ * Keeps read (`read = true`) or unread rows. Until the user's first mark-all-read the conditions
+ * are exactly the partial indexes' predicates, so those indexes serve the query.
+ */
+export function whereRead<O>(
+  query: SelectQueryBuilder<Database, "notifications", O>,
+  read: boolean,
+  readThroughId: number,
+): SelectQueryBuilder<Database, "notifications", O> {
+  if (readThroughId === 0) return query.where("read_at", read ? "is not" : "is", null);
+  return read
+    ? query.where((eb) => eb.or([eb("read_at", "is not", null), eb("id", "<=", readThroughId)]))
+    : query.where("read_at", "is", null).where("id", ">", readThroughId);
+}
