@@ -31,7 +31,7 @@ export const unauthenticated = (message = "Invalid or missing API key.") =>
 export const forbidden = (message: string) => new ApiError(403, "permission_error", message);
 export const notFound = (message: string) => new ApiError(404, "not_found_error", message);
 export const conflict = (message: string) => new ApiError(409, "conflict_error", message);
-export const tooLarge = () =>
-  new ApiError(413, "invalid_request_error", "The request body is larger than 1 MiB.");
+export const tooLarge = (limit = 1024 * 1024) =>
+  new ApiError(413, "invalid_request_error", `The request body is larger than ${limit / (1024 * 1024)} MiB.`);
 export const unavailable = (message = "The store is unavailable; retry shortly.") =>
   new ApiError(503, "unavailable_error", message, { "retry-after": "1" });

@@ -33,7 +33,8 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
   let owner: Awaited<ReturnType<Harness["userWithKey"]>>;
   let orgId: number;
   beforeAll(async () => {
-    h = await startHarness(backend);
+    // Webhook URLs resolve through a stub to a public address; no worker runs, so nothing is sent.
+    h = await startHarness(backend, { resolve: async () => [{ address: "93.184.216.34", family: 4 }] });
     owner = await h.userWithKey("owner");
     orgId = (await admin("POST", "/admin/v1/orgs", { name: "Acme", owner_user_id: owner.id })).json.id;
   });
@@ -413,6 +414,17 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
       ["DELETE", "/admin/v1/orgs/:org_id/members/:user_id"],
       ["POST", "/admin/v1/orgs/:org_id/keys", { user_id: 1, name: "k" }],
       ["POST", "/admin/v1/events", { id: "sweep", type: PAYMENT, user_id: 1, data }],
+      ["POST", "/admin/v1/events/batch", { events: [{ id: "sweep-b", type: PAYMENT, user_id: 1, data }] }],
+      ["POST", "/api/v1/me/webhooks", { url: "https://hooks.example.com/x", description: "d" }],
+      ["GET", "/api/v1/me/webhooks"],
+      ["GET", "/api/v1/me/webhooks/:id"],
+      ["PATCH", "/api/v1/me/webhooks/:id", { url: "https://hooks.example.com/y", enabled: true }],
+      ["DELETE", "/api/v1/me/webhooks/:id"],
+      ["POST", "/api/v1/me/webhooks/:id/rotate-secret"],
+      ["POST", "/api/v1/me/webhooks/:id/test"],
+      ["GET", "/api/v1/me/webhooks/:id/deliveries"],
+      ["POST", "/api/v1/me/webhooks/:id/deliveries/:delivery_id/redeliver"],
+      ["POST", "/api/v1/me/webhooks/:id/recover", { since: "2026-01-01T00:00:00Z" }],
     ];
     /** Real ids for the path parameters, so a hostile body is what the route trips on. */
     let ids: Record<string, number>;
@@ -422,11 +434,31 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
       const orgKey = await admin("POST", `/admin/v1/orgs/${orgId}/keys`, { user_id: member.id, name: "o" });
       await h.pay(owner.id, `sweep-${backend}`);
       const [row] = (await h.request("GET", "/api/v1/me/notifications", { key: owner.key })).json.items;
-      ids = { id: row.id, org_id: orgId, user_id: member.id, key_id: member.keyId, org_key: orgKey.json.id };
+      const endpoint = await h.request("POST", "/api/v1/me/webhooks", {
+        key: owner.key,
+        body: { url: "https://hooks.example.com/x" },
+      });
+      const test = await h.request("POST", `/api/v1/me/webhooks/${endpoint.json.id}/test`, {
+        key: owner.key,
+      });
+      ids = {
+        id: row.id,
+        org_id: orgId,
+        user_id: member.id,
+        key_id: member.keyId,
+        org_key: orgKey.json.id,
+        endpoint: endpoint.json.id,
+        delivery_id: test.json.delivery_id,
+      };
     });
     const url = (path: string, params: Record<string, string> = {}) =>
       path.replace(/:(\w+)/g, (_, name: string) => {
-        const id = name === "key_id" && path.startsWith("/api") ? ids.org_key : ids[name];
+        const id =
+          name === "key_id" && path.startsWith("/api")
+            ? ids.org_key
+            : name === "id" && path.includes("/webhooks")
+              ? ids.endpoint
+              : ids[name];
         return params[name] ?? String(id);
       });
     const keyFor = (path: string) =>

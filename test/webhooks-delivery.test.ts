@@ -68,7 +68,10 @@ describe.each(BACKENDS)("webhook delivery on %s", (backend) => {
     expect(paid!.event_id).toMatch(EVENT_ID);
     expect(paid!.next_attempt_at).toMatch(ISO);
 
-    const patched = await h.request("PATCH", `/admin/v1/users/${u.id}`, { key: ADMIN_TOKEN, body: { name: "Ada" } });
+    const patched = await h.request("PATCH", `/admin/v1/users/${u.id}`, {
+      key: ADMIN_TOKEN,
+      body: { name: "Ada" },
+    });
     expect(patched.status).toBe(200);
     const ds = await deliveriesOf(h, u, ep.id);
     expect(ds.map((d) => [d.event_type, d.status])).toEqual([
@@ -107,10 +110,16 @@ describe.each(BACKENDS)("webhook delivery on %s", (backend) => {
     expect(req.headers["content-type"]).toBe("application/json");
     expect(req.headers["user-agent"]).toBe(`Belfry-Webhooks/${PACKAGE_VERSION}`);
     const timestamp = expectAttemptTimestamp(req);
-    expect(req.headers["webhook-signature"]).toBe(independentSignature(ep.secret, body.id, timestamp, req.body));
+    expect(req.headers["webhook-signature"]).toBe(
+      independentSignature(ep.secret, body.id, timestamp, req.body),
+    );
     expect(verifyWebhook(ep.secret, req.headers, req.body)).toEqual(body);
 
-    expect(d).toMatchObject({ event_type: "system.payment.received", status: "succeeded", next_attempt_at: null });
+    expect(d).toMatchObject({
+      event_type: "system.payment.received",
+      status: "succeeded",
+      next_attempt_at: null,
+    });
     expect(d!.attempts).toEqual([
       {
         number: 1,
@@ -182,7 +191,9 @@ describe.each(BACKENDS)("webhook delivery on %s", (backend) => {
     expect(Number(t2)).toBeGreaterThan(Number(t1));
     for (const r of [first, second]) {
       const timestamp = r.headers["webhook-timestamp"] as string;
-      expect(r.headers["webhook-signature"]).toBe(independentSignature(ep.secret, d!.event_id, timestamp, r.body));
+      expect(r.headers["webhook-signature"]).toBe(
+        independentSignature(ep.secret, d!.event_id, timestamp, r.body),
+      );
       expect(verifyWebhook(ep.secret, r.headers, r.body)).toEqual(bodyOf(first));
     }
   });
@@ -303,9 +314,9 @@ describe.each(BACKENDS)("webhook delivery on %s", (backend) => {
     const u = await h.userWithKey();
     const ep = await addEndpoint(h, u, receiver.url);
     const muted = { muted_types: ["system.payment.received"] };
-    expect((await h.request("PUT", "/api/v1/me/notification-settings", { key: u.key, body: muted })).status).toBe(
-      200,
-    );
+    expect(
+      (await h.request("PUT", "/api/v1/me/notification-settings", { key: u.key, body: muted })).status,
+    ).toBe(200);
     const paid = await h.pay(u.id, `muted-${u.id}`);
     expect(paid.json).toEqual({ id: `muted-${u.id}`, duplicate: false, notifications: 0 });
     const [d] = await waitForDeliveries(h, u, ep.id, allIn("succeeded"), "the muted type's delivery");

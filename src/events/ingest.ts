@@ -1,15 +1,18 @@
 import { type Static, type TSchema, Type } from "typebox";
 import { catalog, type EventType, INGEST_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
-import { conflict, invalidRequest, notFound } from "../errors.js";
+import { ApiError, conflict, invalidRequest, notFound } from "../errors.js";
 import { PositiveId } from "../schemas.js";
-import { transact } from "../store/transaction.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
 import { type Validator, validator } from "../validation.js";
+import { fanOut, type RecordedEvent } from "./fan-out.js";
 import { fingerprint } from "./fingerprint.js";
-import { type EventInput, fanOut, insertEvent, type Overrides } from "./raise.js";
+import { type EventInput, eventRow, type Overrides } from "./raise.js";
 
 const MAX_FUTURE_SECONDS = 24 * 60 * 60;
+/** Rows per multi-row statement, far below both backends' bound-parameter limits. */
+const CHUNK = 500;
 
 /** A console-relative path: one leading `/` (not `//` or `/\`, which browsers treat as a host). */
 const LINK_MESSAGE =
@@ -55,20 +58,31 @@ const validateData: Partial<Record<EventType, Validator<TSchema>>> = Object.from
   INGEST_TYPES.map((t) => [t, validator(catalog[t].data)]),
 );
 
-/**
- * Ingests one producer event (SPEC §6): validates it, then checks the user (404), then the
- * idempotency key — the same `id` with the same content is a duplicate, with other content a
- * conflict. Event, feed rows and counters are written in one transaction; when this resolves
- * they are committed.
- *
- * @example
- * await ingestEvent(deps, { id: "pay_1", type: "system.payment.received", user_id: 7,
- *   data: { amount_cents: 2500, balance_cents: 3140 } });
- */
-export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResult> {
+export const MAX_BATCH = 1000;
+export const IngestBatchRequest = Type.Object(
+  { events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) },
+  { additionalProperties: false },
+);
+const BatchItemError = Type.Object({
+  id: Type.Union([Type.String(), Type.Null()]),
+  error: Type.Object({ type: Type.String(), message: Type.String() }),
+});
+export const IngestBatchResult = Type.Object({
+  results: Type.Array(Type.Union([IngestResult, BatchItemError])),
+});
+export type IngestBatchResult = Static<typeof IngestBatchResult>;
+const validateBatch = validator(IngestBatchRequest);
+
+/** An ingest request that passed validation: the event to record and its content fingerprint. */
+interface Prepared {
+  id: string;
+  event: EventInput & { idempotencyKey: string; fingerprint: string; userId: number };
+}
+
+/** Validates one request body (400s) and turns it into the event to record. */
+function prepare(body: unknown, now: number): Prepared {
   const req = validateRequest.parse(body);
   validateData[req.type]?.parse(req.data, "data");
-  const now = deps.clock();
   const occurredAt = req.occurred_at === undefined ? now : parseOccurredAt(req.occurred_at, now);
   const overrides: Overrides = {};
   if (req.title !== undefined) overrides.title = req.title;
@@ -81,44 +95,138 @@ export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResu
     overrides,
     occurred_at: req.occurred_at === undefined ? undefined : occurredAt,
   });
-  const event: EventInput = {
-    type: req.type,
-    data: req.data as EventInput["data"],
-    userId: req.user_id,
-    occurredAt,
-    createdAt: now,
-    idempotencyKey: req.id,
-    fingerprint: content,
-    overrides: Object.keys(overrides).length > 0 ? overrides : null,
+  return {
+    id: req.id,
+    event: {
+      type: req.type,
+      data: req.data as EventInput["data"],
+      userId: req.user_id,
+      occurredAt,
+      createdAt: now,
+      idempotencyKey: req.id,
+      fingerprint: content,
+      overrides: Object.keys(overrides).length > 0 ? overrides : null,
+    },
   };
-  const { store } = deps;
-  return transact(store, async (tx) => {
-    const { trx } = tx;
-    const user = await trx.selectFrom("users").select("id").where("id", "=", req.user_id).executeTakeFirst();
-    if (!user) throw notFound(`No user with id ${req.user_id}.`);
-    // Concurrent requests with one id: PostgreSQL makes the later ones wait here for the first
-    // to commit, then do nothing; SQLite runs write transactions one at a time.
-    const inserted = await insertEvent(trx, event)
+}
+
+type Outcome = IngestResult | ApiError;
+
+/**
+ * Records prepared events in the caller's transaction, in order: for each, the user must exist
+ * (404), then the id — new, a duplicate (same content), or a conflict (409). New events are fanned
+ * out together. Checks that fail are returned as errors; nothing here fails the transaction.
+ */
+async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
+  const { trx } = tx;
+  const userIds = [...new Set(items.map((p) => p.event.userId))];
+  const users = new Set(
+    (await trx.selectFrom("users").select("id").where("id", "in", userIds).execute()).map((u) => u.id),
+  );
+  const known = items.filter((p) => users.has(p.event.userId));
+  // Every new id is inserted; an id already taken (or repeated in this batch) is skipped. With
+  // concurrent requests for one id, PostgreSQL makes the later ones wait here for the first to
+  // commit, then skip; SQLite runs write transactions one at a time.
+  const inserted = new Map<string, number>();
+  for (let i = 0; i < known.length; i += CHUNK) {
+    const rows = await trx
+      .insertInto("events")
+      .values(known.slice(i, i + CHUNK).map((p) => eventRow(p.event)))
       .onConflict((oc) => oc.column("idempotency_key").doNothing())
-      .returning("id")
-      .executeTakeFirst();
-    if (inserted) {
-      return {
-        id: req.id,
-        duplicate: false,
-        notifications: await (await fanOut(tx, inserted.id, event)).notifications,
-      };
-    }
-    const existing = await trx
+      .returning(["id", "idempotency_key"])
+      .execute();
+    for (const r of rows) inserted.set(r.idempotency_key ?? "", r.id);
+  }
+  const taken = known.filter((p) => !inserted.has(p.id)).map((p) => p.id);
+  const fingerprints = new Map<string, string | null>();
+  for (let i = 0; i < taken.length; i += CHUNK) {
+    const rows = await trx
       .selectFrom("events")
-      .select("fingerprint")
-      .where("idempotency_key", "=", req.id)
-      .executeTakeFirstOrThrow();
-    if (existing.fingerprint !== content) {
-      throw conflict(`Event id "${req.id}" was already used for an event with different content.`);
+      .select(["idempotency_key", "fingerprint"])
+      .where("idempotency_key", "in", taken.slice(i, i + CHUNK))
+      .execute();
+    for (const r of rows) fingerprints.set(r.idempotency_key ?? "", r.fingerprint);
+  }
+  const outcomes: Outcome[] = [];
+  const recorded: RecordedEvent[] = [];
+  const fresh: number[] = [];
+  for (const p of items) {
+    const eventId = inserted.get(p.id);
+    if (!users.has(p.event.userId)) {
+      outcomes.push(notFound(`No user with id ${p.event.userId}.`));
+    } else if (eventId !== undefined) {
+      inserted.delete(p.id); // a repeat of this id later in the batch compares with this one
+      fingerprints.set(p.id, p.event.fingerprint);
+      recorded.push({ id: eventId, input: p.event });
+      fresh.push(outcomes.length);
+      outcomes.push({ id: p.id, duplicate: false, notifications: 0 });
+    } else {
+      outcomes.push(
+        fingerprints.get(p.id) === p.event.fingerprint
+          ? { id: p.id, duplicate: true, notifications: 0 }
+          : conflict(`Event id "${p.id}" was already used for an event with different content.`),
+      );
     }
-    return { id: req.id, duplicate: true, notifications: 0 };
+  }
+  const added = await fanOut(tx, recorded);
+  fresh.forEach((index, i) => {
+    (outcomes[index] as IngestResult).notifications = added[i] ?? 0;
   });
+  return outcomes;
+}
+
+/**
+ * Ingests one producer event (SPEC §6): validates it, then checks the user (404), then the
+ * idempotency key — the same `id` with the same content is a duplicate, with other content a
+ * conflict. Event, feed rows, counters and webhook deliveries are written in one transaction;
+ * when this resolves they are committed.
+ *
+ * @example
+ * await ingestEvent(deps, { id: "pay_1", type: "system.payment.received", user_id: 7,
+ *   data: { amount_cents: 2500, balance_cents: 3140 } });
+ */
+export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResult> {
+  const prepared = prepare(body, deps.clock());
+  const [outcome] = await transact(deps.store, (tx) => apply(tx, [prepared]));
+  if (outcome instanceof ApiError || outcome === undefined) throw outcome;
+  return outcome;
+}
+
+/**
+ * Ingests up to 1,000 events in one transaction (`POST /admin/v1/events/batch`). Each item is
+ * checked as `ingestEvent` checks it; an item that fails is reported in its place
+ * (`{id, error: {type, message}}`) and the others land. When this resolves every landed event is
+ * committed.
+ */
+export async function ingestBatch(deps: Deps, body: unknown): Promise<IngestBatchResult> {
+  const { events } = validateBatch.parse(body);
+  const now = deps.clock();
+  const results: (Outcome | undefined)[] = [];
+  const valid: Prepared[] = [];
+  const slots: number[] = [];
+  events.forEach((item, index) => {
+    try {
+      valid.push(prepare(item, now));
+      slots.push(index);
+      results.push(undefined);
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      results.push(new ApiError(error.status, error.type, `events[${index}]: ${error.message}`));
+    }
+  });
+  if (valid.length > 0) {
+    const outcomes = await transact(deps.store, (tx) => apply(tx, valid));
+    outcomes.forEach((outcome, i) => {
+      results[slots[i] as number] = outcome;
+    });
+  }
+  return {
+    results: results.map((r, index) => {
+      if (r === undefined || !(r instanceof ApiError)) return r as IngestResult;
+      const id = (events[index] as { id?: unknown } | null)?.id;
+      return { id: typeof id === "string" ? id : null, error: { type: r.type, message: r.message } };
+    }),
+  };
 }
 
 function parseOccurredAt(text: string, now: number): number {

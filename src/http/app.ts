@@ -66,7 +66,8 @@ export async function buildApp({
   app.addHook("onRequest", async (request, reply) => {
     reply.header("x-request-id", request.id);
     // Size first, whatever the content type: an oversized body is a 413 before anything else.
-    if (Number(request.headers["content-length"] ?? 0) > BODY_LIMIT) throw tooLarge();
+    const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
+    if (Number(request.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
   });
   // While shutting down, answers close their connection: otherwise a keep-alive connection that
   // carried an in-flight request would hold the process open until its idle timeout.

@@ -28,7 +28,7 @@ function toApiError(error: FastifyError, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   switch (error.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return tooLarge();
+      return tooLarge(request.routeOptions.bodyLimit);
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return invalidRequest("Request bodies must be JSON, sent with Content-Type: application/json.");
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":

@@ -3,31 +3,9 @@ import type { Tx } from "../store/transaction.js";
 
 /**
  * The transactional outbox: delivery rows are written in the transaction that records their
- * event, so an acknowledged event always has its deliveries queued. Every status change of a
- * delivery goes through here too, keeping the per-endpoint, per-status counts exact.
+ * event (events/fan-out.ts), so an acknowledged event always has its deliveries queued. Every
+ * status change of a delivery goes through here, keeping the per-endpoint, per-status counts exact.
  */
-
-/** Queues one delivery per matching endpoint of each recipient: pending, or held while disabled. */
-export async function queueDeliveries(
-  tx: Tx,
-  eventId: number,
-  type: string,
-  recipients: number[],
-  now: number,
-): Promise<void> {
-  if (recipients.length === 0) return;
-  const endpoints = await tx.trx
-    .selectFrom("webhook_endpoints")
-    .select(["id", "event_types", "disabled_at"])
-    .where("user_id", "in", [...new Set(recipients)])
-    .where("deleted_at", "is", null)
-    .orderBy("id")
-    .execute();
-  for (const e of endpoints) {
-    if (e.event_types !== null && !(JSON.parse(e.event_types) as string[]).includes(type)) continue;
-    await insertDelivery(tx, e.id, eventId, e.disabled_at !== null, now);
-  }
-}
 
 /** Writes one delivery, due now (or held), and counts it. */
 export async function insertDelivery(
@@ -54,6 +32,29 @@ export async function insertDelivery(
   await count(tx, endpointId, status, 1);
   if (!held) tx.changes.deliveries = true;
   return id;
+}
+
+/** Counts newly written deliveries, one upsert per (endpoint, status). */
+export async function countMany(
+  tx: Tx,
+  rows: { endpoint_id: number; status: DeliveryStatus }[],
+): Promise<void> {
+  const counts = new Map<string, { endpoint_id: number; status: DeliveryStatus; count: number }>();
+  for (const r of rows) {
+    const key = `${r.endpoint_id} ${r.status}`;
+    const c = counts.get(key) ?? { endpoint_id: r.endpoint_id, status: r.status, count: 0 };
+    c.count++;
+    counts.set(key, c);
+  }
+  await tx.trx
+    .insertInto("webhook_delivery_counters")
+    .values([...counts.values()])
+    .onConflict((oc) =>
+      oc.columns(["endpoint_id", "status"]).doUpdateSet((eb) => ({
+        count: eb("webhook_delivery_counters.count", "+", eb.ref("excluded.count")),
+      })),
+    )
+    .execute();
 }
 
 /** Adds `delta` to an endpoint's count of deliveries in `status`. */

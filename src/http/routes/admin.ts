@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import type { Deps } from "../../deps.js";
-import { IngestResult, ingestEvent } from "../../events/ingest.js";
+import { IngestBatchResult, IngestResult, ingestBatch, ingestEvent } from "../../events/ingest.js";
 import { ApiKey, createOrgKey, createPersonalKey, NewApiKey, revokeKeyAsAdmin } from "../../identity/keys.js";
 import {
   addMember,
@@ -13,6 +13,9 @@ import {
 import { createUser, User, updateUser } from "../../identity/users.js";
 import { pathId } from "../../ids.js";
 import { noBody } from "../no-body.js";
+
+/** Batches of up to 1,000 events may be larger than other bodies. */
+const BATCH_BODY_LIMIT = 8 * 1024 * 1024;
 
 /** The platform side (SPEC §6): users, keys, orgs and event ingest, behind the admin token. */
 export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
@@ -64,5 +67,10 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
 
   app.post("/admin/v1/events", { schema: { response: { 202: IngestResult } } }, async (request, reply) =>
     reply.code(202).send(await ingestEvent(deps, request.body)),
+  );
+  app.post(
+    "/admin/v1/events/batch",
+    { bodyLimit: BATCH_BODY_LIMIT, schema: { response: { 202: IngestBatchResult } } },
+    async (request, reply) => reply.code(202).send(await ingestBatch(deps, request.body)),
   );
 }

@@ -30,47 +30,53 @@ import { noBody } from "../no-body.js";
 
 /** The caller's webhook endpoints and their deliveries (another user's endpoint is a 404). */
 export async function webhookRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
-  const base = "/api/v1/me/webhooks";
   const endpointId = (params: unknown) => pathId(params, "id", "No such webhook endpoint.");
 
-  app.post(base, { schema: { response: { 201: NewWebhookEndpoint } } }, async (request, reply) =>
-    reply.code(201).send(await createEndpoint(deps, principal(request).userId, request.body)),
+  app.post(
+    "/api/v1/me/webhooks",
+    { schema: { response: { 201: NewWebhookEndpoint } } },
+    async (request, reply) =>
+      reply.code(201).send(await createEndpoint(deps, principal(request).userId, request.body)),
   );
-  app.get(base, { schema: { response: { 200: WebhookEndpointPage } } }, (request) => {
+  app.get("/api/v1/me/webhooks", { schema: { response: { 200: WebhookEndpointPage } } }, (request) => {
     const { page, pageSize } = pageParams(request.query as Query);
     return listEndpoints(deps, principal(request).userId, page, pageSize);
   });
-  app.get(`${base}/:id`, { schema: { response: { 200: WebhookEndpoint } } }, async (request) =>
+  app.get("/api/v1/me/webhooks/:id", { schema: { response: { 200: WebhookEndpoint } } }, async (request) =>
     toEndpoint(await findEndpoint(deps, principal(request).userId, endpointId(request.params))),
   );
-  app.patch(`${base}/:id`, { schema: { response: { 200: WebhookEndpoint } } }, (request) =>
+  app.patch("/api/v1/me/webhooks/:id", { schema: { response: { 200: WebhookEndpoint } } }, (request) =>
     updateEndpoint(deps, principal(request).userId, endpointId(request.params), request.body),
   );
-  app.delete(`${base}/:id`, { preValidation: noBody }, async (request, reply) => {
+  app.delete("/api/v1/me/webhooks/:id", { preValidation: noBody }, async (request, reply) => {
     await deleteEndpoint(deps, principal(request).userId, endpointId(request.params));
     return reply.code(204).send();
   });
   app.post(
-    `${base}/:id/rotate-secret`,
+    "/api/v1/me/webhooks/:id/rotate-secret",
     { preValidation: noBody, schema: { response: { 200: RotatedSecret } } },
     (request) => rotateSecret(deps, principal(request).userId, endpointId(request.params)),
   );
   app.post(
-    `${base}/:id/test`,
+    "/api/v1/me/webhooks/:id/test",
     { preValidation: noBody, schema: { response: { 202: QueuedDelivery } } },
     async (request, reply) =>
       reply.code(202).send(await sendTest(deps, principal(request).userId, endpointId(request.params))),
   );
-  app.get(`${base}/:id/deliveries`, { schema: { response: { 200: DeliveryPage } } }, (request) => {
-    const query = request.query as Query;
-    const status = parseStatus(query);
-    return listDeliveries(deps, principal(request).userId, endpointId(request.params), {
-      status,
-      ...pageParams(query),
-    });
-  });
+  app.get(
+    "/api/v1/me/webhooks/:id/deliveries",
+    { schema: { response: { 200: DeliveryPage } } },
+    (request) => {
+      const query = request.query as Query;
+      const status = parseStatus(query);
+      return listDeliveries(deps, principal(request).userId, endpointId(request.params), {
+        status,
+        ...pageParams(query),
+      });
+    },
+  );
   app.post(
-    `${base}/:id/deliveries/:delivery_id/redeliver`,
+    "/api/v1/me/webhooks/:id/deliveries/:delivery_id/redeliver",
     { preValidation: noBody, schema: { response: { 202: QueuedDelivery } } },
     async (request, reply) => {
       const deliveryId = pathId(request.params, "delivery_id", "No such delivery for this endpoint.");
@@ -79,9 +85,12 @@ export async function webhookRoutes(app: FastifyInstance, deps: Deps): Promise<v
         .send(await redeliver(deps, principal(request).userId, endpointId(request.params), deliveryId));
     },
   );
-  app.post(`${base}/:id/recover`, { schema: { response: { 202: Requeued } } }, async (request, reply) =>
-    reply
-      .code(202)
-      .send(await recover(deps, principal(request).userId, endpointId(request.params), request.body)),
+  app.post(
+    "/api/v1/me/webhooks/:id/recover",
+    { schema: { response: { 202: Requeued } } },
+    async (request, reply) =>
+      reply
+        .code(202)
+        .send(await recover(deps, principal(request).userId, endpointId(request.params), request.body)),
   );
 }
