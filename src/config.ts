@@ -15,6 +15,8 @@ export interface Config {
   readonly pgPoolSize: number;
   /** What feed answers advise pollers in `X-Poll-Interval`. */
   readonly pollIntervalS: number;
+  /** Seconds between heartbeats on live streams. */
+  readonly sseHeartbeatS: number;
   readonly webhooks: WebhookConfig;
 }
 
@@ -71,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     logLevel,
     pgPoolSize: integer("BELFRY_PG_POOL_SIZE", text("BELFRY_PG_POOL_SIZE"), 10, 1, 1000),
     pollIntervalS: integer("BELFRY_POLL_INTERVAL_S", text("BELFRY_POLL_INTERVAL_S"), 60, 1, 86400),
+    sseHeartbeatS: integer("BELFRY_SSE_HEARTBEAT_S", text("BELFRY_SSE_HEARTBEAT_S"), 15, 1, 3600),
     webhooks: loadWebhookConfig(text),
     ...overrides,
   };

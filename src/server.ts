@@ -4,6 +4,7 @@ import type { Config } from "./config.js";
 import { startDeliveryWorker } from "./delivery/worker.js";
 import { createDeps } from "./deps.js";
 import { buildApp } from "./http/app.js";
+import { loggerOptions } from "./http/logger.js";
 import { migrate } from "./store/migrate.js";
 import { openStore, type Store } from "./store/store.js";
 
@@ -38,7 +39,8 @@ export async function startServer(
       deps,
       adminToken,
       pollIntervalS: config.pollIntervalS,
-      logger: { level: config.logLevel, redact: ["req.headers.authorization"] },
+      stream: { heartbeatS: config.sseHeartbeatS },
+      logger: loggerOptions(config.logLevel),
     });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();

@@ -2,6 +2,7 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDeps } from "../src/deps.js";
 import { buildApp } from "../src/http/app.js";
+import { loggerOptions } from "../src/http/logger.js";
 import { openStore } from "../src/store/store.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
 import { ADMIN_TOKEN, isEnvelope } from "./support/harness.js";
@@ -60,7 +61,7 @@ describe.each(BACKENDS)("logs on %s", (backend) => {
     const app = await buildApp({
       deps: createDeps(t.store),
       adminToken: ADMIN_TOKEN,
-      logger: { level: "trace", stream, redact: ["req.headers.authorization"] },
+      logger: { ...(loggerOptions("trace") as object), stream },
     });
     try {
       const auth = (key: string) => ({ authorization: `Bearer ${key}` });

@@ -353,23 +353,28 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
   });
 
   it("disables an endpoint that fails for the disable period and holds its queue", async () => {
-    const { h, receiver } = await rig({ disableAfterS: 1, scheduleS: [0, 1, 1, 1, 1, 1] });
+    const { h, receiver } = await rig({ disableAfterS: 1, scheduleS: [0, 30] });
     receiver.fallback = { status: 500 };
     const u = await h.userWithKey();
     const ep = await addEndpoint(h, u, receiver.url);
     const get = async () => (await h.request("GET", `/api/v1/me/webhooks/${ep.id}`, { key: u.key })).json;
-    await h.pay(u.id, `failing-a-${u.id}`);
-    await h.pay(u.id, `failing-b-${u.id}`);
-    await waitFor(async () => (await get()).enabled === false, 8000, "the endpoint to be disabled");
+    await h.pay(u.id, `first-failure-${u.id}`);
+    await waitForDeliveries(h, u, ep.id, allIn("failed"), "the first failure");
+    expect(await get()).toMatchObject({ enabled: true, disabled_reason: null });
 
+    // A second on, ten more events fail side by side: each failure now completes the period.
+    await quietPeriod(1100);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => h.pay(u.id, `failing-${i}-${u.id}`)));
+    await waitFor(async () => (await get()).enabled === false, 5000, "the endpoint to be disabled");
     expect(await get()).toMatchObject({ enabled: false, disabled_reason: "failing" });
-    await waitForDeliveries(h, u, ep.id, allIn("held", 2), "both deliveries held");
-    await h.pay(u.id, `failing-c-${u.id}`);
+    await waitForDeliveries(h, u, ep.id, allIn("held", 11), "every delivery held");
+
+    await h.pay(u.id, `while-disabled-${u.id}`);
     const sentBefore = receiver.received.length;
-    await quietPeriod(1500);
+    await quietPeriod(1000);
     expect(receiver.received).toHaveLength(sentBefore);
     const ds = await deliveriesOf(h, u, ep.id);
-    expect(ds.map((d) => d.status)).toEqual(["held", "held", "held"]);
+    expect(ds.map((d) => d.status)).toEqual(Array(12).fill("held"));
     expect(ds[0]!.attempts).toEqual([]);
     expect(ds.flatMap((d) => d.attempts).every((a) => a.response_status === 500)).toBe(true);
   });

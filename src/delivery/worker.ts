@@ -35,8 +35,8 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     nudged = true;
     wake?.();
   };
-  const unsubscribe = deps.store.subscribe((changes) => {
-    if (changes.deliveries) nudge();
+  const unsubscribe = deps.store.bus.subscribe((message) => {
+    if ("resync" in message || message.changes.deliveries) nudge();
   });
   const idle = async () => {
     if (!nudged) {

@@ -57,6 +57,8 @@ export async function markRead(
       .where("type", "=", row.type)
       .execute();
     await bumpFeedVersion(tx, userId);
+    const reads = tx.changes.reads.get(userId);
+    if (reads !== "all") tx.changes.reads.set(userId, [...(reads ?? []), id]);
     return true;
   });
   if (flipped) return { id, type: row.type, read_at: toIso(now) };
@@ -84,6 +86,7 @@ export async function markAllRead(deps: Deps, userId: number): Promise<{ marked_
     await tx.trx.insertInto("feed_read_marks").values({ user_id: userId, max_id: lastId, at: now }).execute();
     await tx.trx.updateTable("feed_counters").set({ unread: 0 }).where("user_id", "=", userId).execute();
     await bumpFeedVersion(tx, userId, { read_through_id: lastId });
+    tx.changes.reads.set(userId, "all");
     return unread;
   });
   return { marked_read: marked };

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
+import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
 import { adminAuth, userAuth } from "./auth.js";
 import { registerErrorHandling, send } from "./error-handler.js";
 import { registerJsonParser } from "./json-parser.js";
@@ -9,6 +10,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
 import { orgKeyRoutes } from "./routes/org-keys.js";
+import { streamRoutes } from "./routes/stream.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 
 export const BODY_LIMIT = 1024 * 1024;
@@ -18,6 +20,8 @@ export interface AppOptions {
   adminToken: string;
   /** What `X-Poll-Interval` tells pollers (seconds). Default 60. */
   pollIntervalS?: number;
+  /** Live stream settings; default a 15 s heartbeat and 1 MiB of unsent output per client. */
+  stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
 }
@@ -30,8 +34,11 @@ export async function buildApp({
   deps,
   adminToken,
   pollIntervalS = 60,
+  stream = {},
   logger = false,
 }: AppOptions): Promise<FastifyInstance> {
+  const hub = new StreamHub();
+  const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
   const app = Fastify({
     logger,
     bodyLimit: BODY_LIMIT,
@@ -74,6 +81,7 @@ export async function buildApp({
   let closing = false;
   app.addHook("preClose", async () => {
     closing = true;
+    hub.closeAll(); // streams never end by themselves
   });
   app.addHook("onSend", async (_request, reply) => {
     if (closing) reply.header("connection", "close");
@@ -88,6 +96,7 @@ export async function buildApp({
     await orgKeyRoutes(scope, deps);
     await webhookRoutes(scope, deps);
   });
+  await app.register(async (scope) => streamRoutes(scope, deps, hub, streamOptions));
   await app.register(async (scope) => {
     scope.addHook("preValidation", adminAuth(adminToken));
     await adminRoutes(scope, deps);

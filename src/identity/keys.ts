@@ -5,7 +5,7 @@ import { forbidden, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
 import { PositiveId } from "../schemas.js";
 import type { ApiKeyRow, Database } from "../store/schema.js";
-import { transact } from "../store/transaction.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
 import { validator } from "../validation.js";
 import type { Principal } from "./authenticate.js";
@@ -117,7 +117,8 @@ export async function createOrgKey(deps: Deps, orgId: number, body: unknown): Pr
  * Revokes a key now if it is not revoked yet. Returns the key as it stands and whether this
  * call revoked it (a repeat returns the original `revoked_at` and raises nothing).
  */
-async function revoke(trx: Transaction<Database>, row: ApiKeyRow, now: number) {
+async function revoke(tx: Tx, row: ApiKeyRow, now: number) {
+  const { trx } = tx;
   if (row.revoked_at !== null) return { row, revokedNow: false };
   const updated = await trx
     .updateTable("api_keys")
@@ -126,7 +127,10 @@ async function revoke(trx: Transaction<Database>, row: ApiKeyRow, now: number) {
     .where("revoked_at", "is", null)
     .returningAll()
     .executeTakeFirst();
-  if (updated) return { row: updated, revokedNow: true };
+  if (updated) {
+    tx.changes.revokedKeys.add(updated.id);
+    return { row: updated, revokedNow: true };
+  }
   // Revoked by a concurrent call between our read and our write.
   return {
     row: await trx.selectFrom("api_keys").selectAll().where("id", "=", row.id).executeTakeFirstOrThrow(),
@@ -141,7 +145,7 @@ export async function revokeKeyAsAdmin(deps: Deps, keyId: number): Promise<ApiKe
     const { trx } = tx;
     const key = await trx.selectFrom("api_keys").selectAll().where("id", "=", keyId).executeTakeFirst();
     if (!key) throw notFound(`No API key with id ${keyId}.`);
-    const { row, revokedNow } = await revoke(trx, key, now);
+    const { row, revokedNow } = await revoke(tx, key, now);
     if (revokedNow) {
       await raiseEvent(tx, {
         type: "admin.api_key.revoke",
@@ -203,7 +207,7 @@ export async function revokeOrgKeyAsMember(
       .where("org_id", "=", orgId)
       .executeTakeFirst();
     if (!key) throw notFound(`No key with id ${keyId} in this org.`);
-    const { row, revokedNow } = await revoke(trx, key, now);
+    const { row, revokedNow } = await revoke(tx, key, now);
     if (revokedNow) {
       await raiseEvent(tx, {
         type: "org.api_key.revoke",

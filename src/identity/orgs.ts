@@ -145,6 +145,7 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
       .where("revoked_at", "is", null)
       .returning("id")
       .execute();
+    for (const key of revoked) tx.changes.revokedKeys.add(key.id);
     await raiseEvent(tx, {
       type: "admin.org.member.remove",
       data: {

@@ -14,6 +14,7 @@ export interface Database {
   feed_states: FeedStatesTable;
   feed_counters: FeedCountersTable;
   feed_read_marks: FeedReadMarksTable;
+  stream_tickets: StreamTicketsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
@@ -100,6 +101,15 @@ export interface FeedStatesTable {
   read_through_id: number;
   /** The id of the user's newest row. */
   last_id: number;
+}
+
+/** A single-use ticket to open a stream; only its hash is kept. */
+export interface StreamTicketsTable {
+  secret_hash: string;
+  key_id: number;
+  user_id: number;
+  expires_at: number;
+  used_at: number | null;
 }
 
 /** One mark-all-read: the user's rows up to `max_id` not read before were read at `at`. */

@@ -3,9 +3,10 @@ import { dirname, resolve } from "node:path";
 import Sqlite from "better-sqlite3";
 import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "kysely";
 import pg from "pg";
+import { type ChangeBus, localBus } from "../stream/bus.js";
+import { type BusLog, pgBus } from "../stream/pg-bus.js";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
-import type { Changes } from "./transaction.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -18,10 +19,8 @@ export interface Store {
   /** Resolves when the store answers a trivial query. */
   ping(): Promise<void>;
   close(): Promise<void>;
-  /** Announces committed changes to this process's subscribers (see `transact`). */
-  publish(changes: Changes): void;
-  /** Calls `listener` after each transaction that changed something; returns the unsubscribe. */
-  subscribe(listener: (changes: Changes) => void): () => void;
+  /** Where committed changes are announced (see `transact`). */
+  readonly bus: ChangeBus;
 }
 
 /** A Kysely handle that may or may not be inside a transaction. */
@@ -32,6 +31,8 @@ export interface StoreOptions {
   poolSize?: number;
   /** Told about errors of idle pooled connections, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
+  /** Told about trouble the PostgreSQL change bus handles itself (reconnects, failed NOTIFYs). */
+  onBusError?: BusLog;
   /** Kysely's query log hook (tests read the SQL actually run, e.g. to EXPLAIN it). */
   log?: LogConfig;
 }
@@ -65,13 +66,17 @@ function openSqlite(path: string, { log }: StoreOptions): Store {
   database.pragma("foreign_keys = ON");
   database.pragma("busy_timeout = 5000");
   const db = new Kysely<Database>({ dialect: new BelfrySqliteDialect(database), ...(log && { log }) });
+  const bus = localBus();
   return {
     db,
-    ...listeners(),
+    bus,
     dialect: "sqlite",
     location: memory ? "sqlite::memory:" : `sqlite:${resolve(path)}`,
     ping: async () => void (await sql`select 1`.execute(db)),
-    close: () => db.destroy(),
+    close: async () => {
+      await bus.close();
+      await db.destroy();
+    },
   };
 }
 
@@ -83,7 +88,7 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-function openPostgres(url: string, { poolSize = 10, onPoolError, log }: StoreOptions): Store {
+function openPostgres(url: string, { poolSize = 10, onPoolError, onBusError, log }: StoreOptions): Store {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -93,26 +98,17 @@ function openPostgres(url: string, { poolSize = 10, onPoolError, log }: StoreOpt
   });
   pool.on("error", (error) => onPoolError?.(error));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
+  const bus = pgBus(url, pool, onBusError);
   const u = new URL(url);
   return {
     db,
-    ...listeners(),
+    bus,
     dialect: "postgres",
     location: `postgres://${u.host}${u.pathname}`,
     ping: async () => void (await sql`select 1`.execute(db)),
-    close: () => db.destroy(),
-  };
-}
-
-function listeners(): Pick<Store, "publish" | "subscribe"> {
-  const set = new Set<(changes: Changes) => void>();
-  return {
-    publish: (changes) => {
-      for (const listener of set) listener(changes);
-    },
-    subscribe(listener) {
-      set.add(listener);
-      return () => set.delete(listener);
+    close: async () => {
+      await bus.close();
+      await db.destroy();
     },
   };
 }

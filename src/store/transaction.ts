@@ -1,14 +1,7 @@
 import type { Transaction } from "kysely";
+import { type Changes, emptyChanges, hasChanges } from "../stream/bus.js";
 import type { Database } from "./schema.js";
 import type { Dialect, Executor, Store } from "./store.js";
-
-/** What a committed transaction changed, for whoever pushes or delivers it. */
-export interface Changes {
-  /** Users whose feed (rows, counts) changed. */
-  readonly feeds: Set<number>;
-  /** Whether webhook deliveries became due. */
-  deliveries: boolean;
-}
 
 /** A transaction in progress: the query builder, the backend, and the changes it records. */
 export interface Tx {
@@ -18,13 +11,14 @@ export interface Tx {
 }
 
 /**
- * Runs `fn` in one transaction and, only after it commits, tells the store's subscribers what
- * changed. Nothing is announced for a transaction that rolls back.
+ * Runs `fn` in one transaction and, only after it commits, announces what changed on the store's
+ * bus (one message per transaction, however many rows). Nothing is announced for a transaction
+ * that rolls back.
  */
 export async function transact<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
-  const changes: Changes = { feeds: new Set(), deliveries: false };
+  const changes = emptyChanges();
   const result = await store.db.transaction().execute((trx) => fn({ trx, dialect: store.dialect, changes }));
-  if (changes.feeds.size > 0 || changes.deliveries) store.publish(changes);
+  if (hasChanges(changes)) await store.bus.publish(changes);
   return result;
 }
 

@@ -92,7 +92,7 @@ export function rigsFor(backend: BackendName) {
   afterEach(async () => {
     const rigs = open.splice(0);
     await Promise.all(rigs.map((r) => r.close()));
-    for (const r of rigs) expect(r.log.entries).toEqual([]);
+    for (const r of rigs) expect(r.log.entries, JSON.stringify(r.log.entries)).toEqual([]);
   });
   return async (webhooks: Partial<WebhookConfig> = {}, options: RigOptions = {}) => {
     const rig = await startRig(backend, webhooks, options);

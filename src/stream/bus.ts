@@ -1,0 +1,128 @@
+/**
+ * The change bus: how a committed change reaches every process that pushes or delivers it. It
+ * carries ids only — whose feed changed, which rows were read, whether deliveries became due,
+ * which keys were revoked — and subscribers read the rows themselves. In-process on SQLite;
+ * LISTEN/NOTIFY on PostgreSQL (pg-bus.ts). The interface is small enough for Redis or NATS.
+ */
+export interface Changes {
+  /** Users whose feed (rows, counts) changed. */
+  readonly feeds: Set<number>;
+  /** Per user, the rows marked read, or "all" for a mark-all-read. */
+  readonly reads: Map<number, number[] | "all">;
+  /** Whether webhook deliveries became due. */
+  deliveries: boolean;
+  /** API keys revoked: their open streams close. */
+  readonly revokedKeys: Set<number>;
+}
+
+/** What a subscriber hears: a change, or "resync" after the bus may have missed some. */
+export type BusMessage = { changes: Changes } | { resync: true };
+
+export interface ChangeBus {
+  /** Announces a committed change to every subscriber, here and (where supported) elsewhere. */
+  publish(changes: Changes): Promise<void>;
+  /** Calls `listener` for every change; returns the unsubscribe. */
+  subscribe(listener: (message: BusMessage) => void): () => void;
+  close(): Promise<void>;
+}
+
+export const emptyChanges = (): Changes => ({
+  feeds: new Set(),
+  reads: new Map(),
+  deliveries: false,
+  revokedKeys: new Set(),
+});
+
+export const hasChanges = (c: Changes) => c.feeds.size > 0 || c.deliveries || c.revokedKeys.size > 0;
+
+/** Subscribers of one process. */
+export class LocalListeners {
+  readonly #listeners = new Set<(message: BusMessage) => void>();
+
+  get size(): number {
+    return this.#listeners.size;
+  }
+
+  add(listener: (message: BusMessage) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  emit(message: BusMessage): void {
+    for (const listener of this.#listeners) listener(message);
+  }
+}
+
+/** The in-process bus: enough when one process serves everything (the embedded store). */
+export function localBus(): ChangeBus {
+  const listeners = new LocalListeners();
+  return {
+    publish: async (changes) => listeners.emit({ changes }),
+    subscribe: (listener) => listeners.add(listener),
+    close: async () => {},
+  };
+}
+
+/** The wire form of a change: compact JSON with ids only. */
+interface Wire {
+  /** Sender, so a process ignores its own messages (it told its subscribers directly). */
+  o: string;
+  f?: number[];
+  r?: [number, number[] | 1][];
+  d?: 1;
+  k?: number[];
+}
+
+/**
+ * Encodes a change as messages of at most `maxBytes` each (PostgreSQL NOTIFY payloads must stay
+ * under 8000 bytes); a big batch's change is split across several.
+ */
+export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900): string[] {
+  const messages: string[] = [];
+  const base = JSON.stringify({ o: origin }).length;
+  let current: Wire = { o: origin };
+  let bytes = base;
+  // Each item's size is bounded from above (its JSON plus a key's overhead), so a message never
+  // passes maxBytes; no item is near that size on its own.
+  const add = (cost: number, apply: (w: Wire) => void) => {
+    if (bytes + cost + 8 > maxBytes) {
+      messages.push(JSON.stringify(current));
+      current = { o: origin };
+      bytes = base;
+    }
+    apply(current);
+    bytes += cost + 8;
+  };
+  const len = (value: unknown) => JSON.stringify(value).length;
+  if (changes.deliveries) add(4, (w) => (w.d = 1));
+  for (const key of changes.revokedKeys) add(len(key), (w) => (w.k ??= []).push(key));
+  for (const user of changes.feeds) add(len(user), (w) => (w.f ??= []).push(user));
+  for (const [user, ids] of changes.reads) {
+    if (ids === "all") add(len([user, 1]), (w) => (w.r ??= []).push([user, 1]));
+    // A long list of read ids is split; each part still names its user.
+    else
+      for (let i = 0; i < ids.length; i += 500) {
+        const part = ids.slice(i, i + 500);
+        add(len([user, part]), (w) => (w.r ??= []).push([user, part]));
+      }
+  }
+  if (bytes > base) messages.push(JSON.stringify(current));
+  return messages;
+}
+
+/** Decodes one message; undefined for a message of this origin or one that cannot be read. */
+export function decodeChanges(text: string, self: string): Changes | undefined {
+  let wire: Wire;
+  try {
+    wire = JSON.parse(text) as Wire;
+  } catch {
+    return undefined;
+  }
+  if (wire.o === self) return undefined;
+  const changes = emptyChanges();
+  changes.deliveries = wire.d === 1;
+  for (const k of wire.k ?? []) changes.revokedKeys.add(k);
+  for (const f of wire.f ?? []) changes.feeds.add(f);
+  for (const [user, ids] of wire.r ?? []) changes.reads.set(user, ids === 1 ? "all" : ids);
+  return changes;
+}

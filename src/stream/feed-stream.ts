@@ -1,0 +1,191 @@
+import type { ServerResponse } from "node:http";
+import type { Deps } from "../deps.js";
+import { toNotification } from "../feed/notifications.js";
+import { effectiveReadAt } from "../feed/read-state.js";
+import type { Principal } from "../identity/authenticate.js";
+import type { BusMessage } from "./bus.js";
+
+/** Rows a resume may replay; a client further behind gets `event: reset` and refetches. */
+export const MAX_REPLAY = 1000;
+
+export interface StreamOptions {
+  /** Seconds between heartbeat comments (each also re-checks the feed and the key). */
+  heartbeatS: number;
+  /** A client whose unsent output passes this is cut off rather than buffered for. */
+  maxBufferBytes: number;
+}
+
+/** The open streams of this process, so shutdown can end them. */
+export class StreamHub {
+  readonly #streams = new Set<() => void>();
+
+  add(close: () => void): () => void {
+    this.#streams.add(close);
+    return () => this.#streams.delete(close);
+  }
+
+  get size(): number {
+    return this.#streams.size;
+  }
+
+  closeAll(): void {
+    for (const close of [...this.#streams]) close();
+  }
+}
+
+/**
+ * Serves one Server-Sent Events stream of a user's feed on `res` (already hijacked from Fastify):
+ *
+ * - on connect, `event: unread-count` `{count, version}`; with `lastEventId`, then the rows
+ *   after it in id order (at most 1,000, else `event: reset`);
+ * - then, whenever the bus says the feed changed (here or on another instance): each new row as
+ *   `event: notification` (SSE `id:` = its id), `event: read` `{ids}` or `{all: true}`, and
+ *   `event: unread-count` whenever the version grew — versions never go backwards on a stream;
+ * - a heartbeat comment every `heartbeatS`, which also catches up on anything the bus missed and
+ *   re-checks the key; a revoked key's streams close at once when the bus reports it.
+ *
+ * Catch-ups run one at a time per stream; a change during one schedules another, so nothing is
+ * sent twice or out of order.
+ */
+export async function serveFeedStream(
+  deps: Deps,
+  hub: StreamHub,
+  principal: Principal,
+  res: ServerResponse,
+  lastEventId: number | undefined,
+  options: StreamOptions,
+): Promise<void> {
+  const { userId } = principal;
+  const { db } = deps.store;
+  let cursor = 0;
+  let sentVersion = -1;
+  let reads: number[] | "all" | undefined;
+  let running = false;
+  let again = false;
+  let closed = false;
+
+  const send = (event: string, data: unknown, id?: number) => {
+    if (closed) return;
+    res.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    if (res.writableLength > options.maxBufferBytes) close(); // a slow client: cut it off
+  };
+
+  const state = () =>
+    db
+      .selectFrom("feed_states as s")
+      .leftJoin("feed_counters as c", "c.user_id", "s.user_id")
+      .select(["s.version", "s.last_id", "c.unread"])
+      .where("s.user_id", "=", userId)
+      .execute()
+      .then((rows) => ({
+        version: rows[0]?.version ?? 0,
+        lastId: rows[0]?.last_id ?? 0,
+        unread: rows.reduce((sum, r) => sum + (r.unread ?? 0), 0),
+      }));
+
+  /** Sends the rows after `cursor` (up to `lastId`), or a reset when there are too many. */
+  const sendRowsAfter = async (lastId: number) => {
+    if (lastId <= cursor) return;
+    const rows = await db
+      .selectFrom("notifications")
+      .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
+      .where("user_id", "=", userId)
+      .where("id", ">", cursor)
+      .where("id", "<=", lastId)
+      .orderBy("id")
+      .limit(MAX_REPLAY + 1)
+      .execute();
+    if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId });
+    else for (const row of rows) send("notification", toNotification(row), row.id);
+    cursor = lastId;
+  };
+
+  const catchUp = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        const s = await state();
+        await sendRowsAfter(s.lastId);
+        if (reads !== undefined) {
+          send("read", reads === "all" ? { all: true } : { ids: reads });
+          reads = undefined;
+        }
+        if (s.version > sentVersion) {
+          send("unread-count", { count: s.unread, version: s.version });
+          sentVersion = s.version;
+        }
+      } while (again && !closed);
+    } catch {
+      close(); // the store failed mid-stream: the client reconnects with Last-Event-ID
+    } finally {
+      running = false;
+    }
+  };
+
+  const onMessage = (message: BusMessage) => {
+    if ("resync" in message) return void catchUp();
+    const { changes } = message;
+    if (changes.revokedKeys.has(principal.keyId)) return close();
+    if (!changes.feeds.has(userId)) return;
+    const read = changes.reads.get(userId);
+    if (read === "all" || reads === "all") reads = "all";
+    else if (read) reads = [...(reads ?? []), ...read];
+    void catchUp();
+  };
+
+  const keyRevoked = async () =>
+    (
+      await db
+        .selectFrom("api_keys")
+        .select("revoked_at")
+        .where("id", "=", principal.keyId)
+        .executeTakeFirst()
+    )?.revoked_at !== null;
+
+  const heartbeat = setInterval(() => {
+    if (closed) return;
+    res.write(": heartbeat\n\n");
+    keyRevoked().then(
+      (revoked) => (revoked ? close() : catchUp()),
+      () => close(),
+    );
+  }, options.heartbeatS * 1000);
+  const unsubscribe = deps.store.bus.subscribe(onMessage);
+  const forget = hub.add(() => close());
+
+  function close() {
+    if (closed) return;
+    closed = true;
+    clearInterval(heartbeat);
+    unsubscribe();
+    forget();
+    res.end();
+  }
+  res.on("close", close);
+
+  // The start — where the client is, then what it missed — counts as a catch-up, so a change
+  // announced meanwhile waits for it and runs after.
+  running = true;
+  try {
+    const start = await state();
+    send("unread-count", { count: start.unread, version: start.version });
+    sentVersion = start.version;
+    if (lastEventId !== undefined && lastEventId <= start.lastId) {
+      cursor = lastEventId;
+      await sendRowsAfter(start.lastId);
+    } else {
+      if (lastEventId !== undefined) send("reset", { last_event_id: start.lastId });
+      cursor = start.lastId;
+    }
+  } catch {
+    close();
+  } finally {
+    running = false;
+  }
+  await catchUp();
+}
