@@ -80,33 +80,43 @@ interface Wire {
 export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900): string[] {
   const messages: string[] = [];
   const base = JSON.stringify({ o: origin }).length;
-  let current: Wire = { o: origin };
+  const fresh = () => ({ d: false, f: [] as number[], r: [] as [number, number[] | 1][], k: [] as number[] });
+  let parts = fresh();
   let bytes = base;
+  const flush = () => {
+    const wire: Wire = { o: origin };
+    if (parts.d) wire.d = 1;
+    if (parts.k.length > 0) wire.k = parts.k;
+    if (parts.f.length > 0) wire.f = parts.f;
+    if (parts.r.length > 0) wire.r = parts.r;
+    messages.push(JSON.stringify(wire));
+    parts = fresh();
+    bytes = base;
+  };
   // Each item's size is bounded from above (its JSON plus a key's overhead), so a message never
   // passes maxBytes; no item is near that size on its own.
-  const add = (cost: number, apply: (w: Wire) => void) => {
-    if (bytes + cost + 8 > maxBytes) {
-      messages.push(JSON.stringify(current));
-      current = { o: origin };
-      bytes = base;
-    }
-    apply(current);
-    bytes += cost + 8;
+  const add = (item: unknown, put: (p: ReturnType<typeof fresh>) => void) => {
+    const cost = JSON.stringify(item).length + 8;
+    if (bytes + cost > maxBytes) flush();
+    put(parts);
+    bytes += cost;
   };
-  const len = (value: unknown) => JSON.stringify(value).length;
-  if (changes.deliveries) add(4, (w) => (w.d = 1));
-  for (const key of changes.revokedKeys) add(len(key), (w) => (w.k ??= []).push(key));
-  for (const user of changes.feeds) add(len(user), (w) => (w.f ??= []).push(user));
+  if (changes.deliveries)
+    add(1, (p) => {
+      p.d = true;
+    });
+  for (const key of changes.revokedKeys) add(key, (p) => p.k.push(key));
+  for (const user of changes.feeds) add(user, (p) => p.f.push(user));
   for (const [user, ids] of changes.reads) {
-    if (ids === "all") add(len([user, 1]), (w) => (w.r ??= []).push([user, 1]));
+    if (ids === "all") add([user, 1], (p) => p.r.push([user, 1]));
     // A long list of read ids is split; each part still names its user.
     else
       for (let i = 0; i < ids.length; i += 500) {
         const part = ids.slice(i, i + 500);
-        add(len([user, part]), (w) => (w.r ??= []).push([user, part]));
+        add([user, part], (p) => p.r.push([user, part]));
       }
   }
-  if (bytes > base) messages.push(JSON.stringify(current));
+  if (bytes > base) flush();
   return messages;
 }
 

@@ -6,7 +6,7 @@ import { parseId } from "../../ids.js";
 import { type Query, singleParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
 import { createTicket, redeemTicket, StreamTicket } from "../../stream/tickets.js";
-import { principal } from "../auth.js";
+import { principal, userAuth } from "../auth.js";
 import { noBody } from "../no-body.js";
 
 /**
@@ -17,11 +17,7 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
   app.post(
     "/api/v1/me/notifications/stream-tickets",
     {
-      preValidation: [
-        async (request) =>
-          void (request.principal = await authenticateKey(deps, request.headers.authorization)),
-        noBody,
-      ],
+      preValidation: [userAuth(deps), noBody],
       schema: { response: { 200: StreamTicket } },
     },
     (request) => createTicket(deps, principal(request)),
