@@ -371,7 +371,9 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
 
     await h.pay(u.id, `while-disabled-${u.id}`);
     const sentBefore = receiver.received.length;
+    const tObs = Date.now();
     await quietPeriod(1000);
+    console.log("DBG", backend, sentBefore, receiver.received.map((r) => [r.at - tObs, JSON.parse(r.body).id.slice(-4)]), JSON.stringify((await deliveriesOf(h, u, ep.id)).map((d) => [d.id, d.event_id.slice(-4), d.attempts.length])));
     expect(receiver.received).toHaveLength(sentBefore);
     const ds = await deliveriesOf(h, u, ep.id);
     expect(ds.map((d) => d.status)).toEqual(Array(12).fill("held"));

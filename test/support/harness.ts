@@ -1,7 +1,7 @@
 import type { FastifyInstance } from "fastify";
 import type { Deps } from "../../src/deps.js";
 import { createDeps } from "../../src/deps.js";
-import { buildApp } from "../../src/http/app.js";
+import { type AppOptions, buildApp } from "../../src/http/app.js";
 import { type BackendName, openTestStore, type TestStore } from "./backends.js";
 
 export const ADMIN_TOKEN = "test_admin_token_0123456789abcdef";
@@ -39,10 +39,14 @@ export interface Harness {
 
 let counter = 0;
 
-export async function startHarness(backend: BackendName, deps: Partial<Deps> = {}): Promise<Harness> {
+export async function startHarness(
+  backend: BackendName,
+  deps: Partial<Deps> = {},
+  app: Pick<AppOptions, "pollIntervalS" | "stream"> = {},
+): Promise<Harness> {
   const test = await openTestStore(backend);
   const fullDeps: Deps = createDeps(test.store, deps);
-  const app = await buildApp({ deps: fullDeps, adminToken: ADMIN_TOKEN });
+  const fastify = await buildApp({ deps: fullDeps, adminToken: ADMIN_TOKEN, ...app });
   const request: Harness["request"] = async (method, url, { key, body, raw, headers = {} } = {}) => {
     const h: Record<string, string> = { ...headers };
     if (key !== undefined) h.authorization = `Bearer ${key}`;
@@ -51,7 +55,7 @@ export async function startHarness(backend: BackendName, deps: Partial<Deps> = {
       payload = JSON.stringify(body);
       h["content-type"] ??= "application/json";
     }
-    const r = await app.inject({ method: method as "GET", url, headers: h, payload });
+    const r = await fastify.inject({ method: method as "GET", url, headers: h, payload });
     let json: unknown;
     try {
       json = r.body ? JSON.parse(r.body) : undefined;
@@ -64,7 +68,7 @@ export async function startHarness(backend: BackendName, deps: Partial<Deps> = {
     backend,
     store: test.store,
     deps: fullDeps,
-    app,
+    app: fastify,
     request,
     async userWithKey(name = "user") {
       const tag = `${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
@@ -86,7 +90,7 @@ export async function startHarness(backend: BackendName, deps: Partial<Deps> = {
         body: { id, type: "system.payment.received", user_id: userId, data, ...extra },
       }),
     async close() {
-      await app.close();
+      await fastify.close();
       await test.drop();
     },
   };
