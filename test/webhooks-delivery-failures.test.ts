@@ -1,4 +1,4 @@
-import { createServer } from "node:http";
+import { createServer, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { Resolve } from "../src/webhooks/address-policy.js";
@@ -10,6 +10,7 @@ import {
   deliveriesOf,
   quietPeriod,
   rigsFor,
+  startSlowReceiver,
   type User,
   waitForDeliveries,
 } from "./support/delivery-rig.js";
@@ -51,6 +52,36 @@ async function attemptsOf(h: Harness, user: User, endpointId: number, deliveryId
     `an attempt of delivery ${deliveryId}`,
   );
   return ds.find((d) => d.id === deliveryId)!.attempts;
+}
+
+/**
+ * A server on 127.0.0.1 that holds requests until `batch` of them are waiting, then answers them
+ * all with `status` at once, so that their attempts are recorded side by side.
+ */
+async function startBarrierReceiver(status: number) {
+  let arrived = 0;
+  const waiting: ServerResponse[] = [];
+  const receiver = {
+    batch: 1,
+    url: "",
+    arrived: () => arrived,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      arrived++;
+      waiting.push(res);
+      if (waiting.length >= receiver.batch) for (const r of waiting.splice(0)) r.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  receiver.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/hooks`;
+  return receiver;
 }
 
 /** A server on ::1 that counts the requests it gets. */
@@ -353,32 +384,57 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
   });
 
   it("disables an endpoint that fails for the disable period and holds its queue", async () => {
-    const { h, receiver } = await rig({ disableAfterS: 1, scheduleS: [0, 30] });
-    receiver.fallback = { status: 500 };
-    const u = await h.userWithKey();
-    const ep = await addEndpoint(h, u, receiver.url);
-    const get = async () => (await h.request("GET", `/api/v1/me/webhooks/${ep.id}`, { key: u.key })).json;
-    await h.pay(u.id, `first-failure-${u.id}`);
-    await waitForDeliveries(h, u, ep.id, allIn("failed"), "the first failure");
-    expect(await get()).toMatchObject({ enabled: true, disabled_reason: null });
+    const { h } = await rig({ disableAfterS: 1, scheduleS: [0, 30] });
+    const failing = await startBarrierReceiver(500);
+    try {
+      const u = await h.userWithKey();
+      const ep = await addEndpoint(h, u, failing.url);
+      const get = async () => (await h.request("GET", `/api/v1/me/webhooks/${ep.id}`, { key: u.key })).json;
+      await h.pay(u.id, `first-failure-${u.id}`);
+      await waitForDeliveries(h, u, ep.id, allIn("failed"), "the first failure");
+      expect(await get()).toMatchObject({ enabled: true, disabled_reason: null });
 
-    // A second on, ten more events fail side by side: each failure now completes the period.
-    await quietPeriod(1100);
-    await Promise.all(Array.from({ length: 10 }, (_, i) => h.pay(u.id, `failing-${i}-${u.id}`)));
-    await waitFor(async () => (await get()).enabled === false, 5000, "the endpoint to be disabled");
-    expect(await get()).toMatchObject({ enabled: false, disabled_reason: "failing" });
-    await waitForDeliveries(h, u, ep.id, allIn("held", 11), "every delivery held");
+      // A second on, ten more events fail at the same instant: each failure completes the period.
+      await quietPeriod(1100);
+      failing.batch = 10;
+      await Promise.all(Array.from({ length: 10 }, (_, i) => h.pay(u.id, `failing-${i}-${u.id}`)));
+      await waitFor(async () => (await get()).enabled === false, 5000, "the endpoint to be disabled");
+      expect(await get()).toMatchObject({ enabled: false, disabled_reason: "failing" });
+      await waitForDeliveries(h, u, ep.id, allIn("held", 11), "every delivery held");
 
-    await h.pay(u.id, `while-disabled-${u.id}`);
-    const sentBefore = receiver.received.length;
-    const tObs = Date.now();
-    await quietPeriod(1000);
-    console.log("DBG", backend, sentBefore, receiver.received.map((r) => [r.at - tObs, JSON.parse(r.body).id.slice(-4)]), JSON.stringify((await deliveriesOf(h, u, ep.id)).map((d) => [d.id, d.event_id.slice(-4), d.attempts.length])));
-    expect(receiver.received).toHaveLength(sentBefore);
-    const ds = await deliveriesOf(h, u, ep.id);
-    expect(ds.map((d) => d.status)).toEqual(Array(12).fill("held"));
-    expect(ds[0]!.attempts).toEqual([]);
-    expect(ds.flatMap((d) => d.attempts).every((a) => a.response_status === 500)).toBe(true);
+      await h.pay(u.id, `while-disabled-${u.id}`);
+      await quietPeriod(1000);
+      expect(failing.arrived()).toBe(11);
+      const ds = await deliveriesOf(h, u, ep.id);
+      expect(ds.map((d) => d.status)).toEqual(Array(12).fill("held"));
+      expect(ds[0]!.attempts).toEqual([]);
+      expect(ds.flatMap((d) => d.attempts).every((a) => a.response_status === 500)).toBe(true);
+    } finally {
+      await failing.close();
+    }
+  });
+
+  it("records an attempt that was in flight when its endpoint was disabled", async () => {
+    const { h } = await rig();
+    // It answers 204, but only after the endpoint has been disabled.
+    const slow = await startSlowReceiver(600);
+    try {
+      const u = await h.userWithKey();
+      const ep = await addEndpoint(h, u, slow.url);
+      await h.pay(u.id, `in-flight-${u.id}`);
+      await waitFor(() => slow.arrived() === 1, 5000, "the request to arrive");
+      const disabled = await h.request("PATCH", `/api/v1/me/webhooks/${ep.id}`, {
+        key: u.key,
+        body: { enabled: false },
+      });
+      expect(disabled.json).toMatchObject({ enabled: false, disabled_reason: "manual" });
+
+      await quietPeriod(1000);
+      const [d] = await deliveriesOf(h, u, ep.id);
+      expect(d!.attempts).toMatchObject([{ number: 1, response_status: 204, error_class: null }]);
+    } finally {
+      await slow.close();
+    }
   });
 
   it("cancels an endpoint's pending deliveries when it is deleted", async () => {

@@ -1,4 +1,3 @@
-import { createServer } from "node:http";
 import { describe, expect, it } from "vitest";
 import { verifyWebhook, WebhookVerificationError } from "../src/index.js";
 import { BACKENDS } from "./support/backends.js";
@@ -10,6 +9,7 @@ import {
   PACKAGE_VERSION,
   quietPeriod,
   rigsFor,
+  startSlowReceiver,
   waitForDeliveries,
 } from "./support/delivery-rig.js";
 import { ADMIN_TOKEN } from "./support/harness.js";
@@ -30,29 +30,6 @@ function expectAttemptTimestamp(r: Received): string {
   expect(timestamp).toMatch(/^\d+$/);
   expect(Math.abs(Number(timestamp) - Math.floor(r.at / 1000))).toBeLessThanOrEqual(1);
   return timestamp;
-}
-
-/** An HTTP server on 127.0.0.1 that answers 204 only `delayMs` after a request arrived. */
-async function startSlowReceiver(delayMs: number) {
-  let arrived = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      arrived++;
-      setTimeout(() => res.writeHead(204).end(), delayMs);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/slow`,
-    arrived: () => arrived,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }
 
 describe.each(BACKENDS)("webhook delivery on %s", (backend) => {

@@ -9,6 +9,7 @@ import { startServer } from "../server.js";
 import { migrate } from "../store/migrate.js";
 import { openStore } from "../store/store.js";
 import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
+import { runSeed } from "./seed.js";
 
 const USAGE = `Usage: belfry <command>
 
@@ -16,6 +17,7 @@ const USAGE = `Usage: belfry <command>
   worker     run webhook delivery only (scale delivery apart from the API)
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
+  seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
 BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
@@ -35,6 +37,18 @@ async function main(argv: string[]): Promise<number> {
       return serve(config);
     case "worker":
       return work(config);
+    case "seed": {
+      const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
+      try {
+        await migrate(store);
+        const deps = createDeps(store, { webhooks: config.webhooks });
+        const seeded = await runSeed(deps, rest, (line) => process.stderr.write(line));
+        console.log(JSON.stringify(seeded, null, 2));
+      } finally {
+        await store.close();
+      }
+      return 0;
+    }
     case "migrate": {
       const store = openStore(config.databaseUrl);
       try {

@@ -3,6 +3,7 @@ import { FEED_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest } from "../errors.js";
 import { booleanParam, pageParams, type Query, singleParam } from "../query-params.js";
+import { prepared } from "../store/prepared.js";
 import type { NotificationRow } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import { snapshot } from "../store/transaction.js";
@@ -86,20 +87,38 @@ export async function listNotifications(
     const offset = (filter.page - 1) * filter.pageSize;
     const page = { total, page: filter.page, page_size: filter.pageSize, version: state.version };
     if (offset >= total) return { items: [], ...page };
-    let query = db
-      .selectFrom("notifications")
-      .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
-      .where("user_id", "=", userId);
-    if (filter.type !== undefined) query = query.where("type", "=", filter.type);
-    if (filter.read !== undefined) query = whereRead(query, filter.read, state.readThroughId);
-    const rows = await query
-      .orderBy("created_at", "desc")
-      .orderBy("id", "desc")
-      .limit(Math.min(filter.pageSize, total - offset))
-      .offset(offset)
-      .execute();
+    const query = pageQuery(filter.type !== undefined, filter.read, state.readThroughId > 0);
+    const limit = Math.min(filter.pageSize, total - offset);
+    const rows = await query(db, userId, filter.type ?? "", state.readThroughId, limit, offset);
     return { items: rows.map(toNotification), ...page };
   });
+}
+
+const pageQueries = new Map<string, ReturnType<typeof preparePage>>();
+
+/** The page query for one combination of filters (each its own prepared shape). */
+function pageQuery(byType: boolean, read: boolean | undefined, marked: boolean) {
+  const key = `${byType} ${read} ${marked}`;
+  let query = pageQueries.get(key);
+  if (!query) {
+    query = preparePage(byType, read, marked);
+    pageQueries.set(key, query);
+  }
+  return query;
+}
+
+function preparePage(byType: boolean, read: boolean | undefined, marked: boolean) {
+  return prepared(
+    (db, userId: number, type: string, readThroughId: number, limit: number, offset: number) => {
+      let query = db
+        .selectFrom("notifications")
+        .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
+        .where("user_id", "=", userId);
+      if (byType) query = query.where("type", "=", type);
+      if (read !== undefined) query = whereRead(query, read, readThroughId, marked);
+      return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit).offset(offset);
+    },
+  );
 }
 
 /** The user's unread count and feed version, from the kept counters. */
@@ -110,25 +129,30 @@ export async function unreadCount(deps: Deps, userId: number): Promise<{ count: 
 
 /** The user's feed version alone: what a conditional request compares with its ETag. */
 export async function feedVersion(deps: Deps, userId: number): Promise<number> {
-  const row = await deps.store.db
-    .selectFrom("feed_states")
-    .select("version")
-    .where("user_id", "=", userId)
-    .executeTakeFirstOrThrow();
+  const [row] = await versionOf(deps.store.db, userId);
+  if (!row) throw new Error(`user ${userId} has no feed state`);
   return row.version;
 }
 
-/** Version, read-through id and counts (of one type, or all) in one query. */
-async function feedState(db: Executor, userId: number, type?: string) {
-  const rows = await db
+const versionOf = prepared((db, userId: number) =>
+  db.selectFrom("feed_states").select("version").where("user_id", "=", userId),
+);
+
+const stateQuery = (db: Executor, userId: number, type?: string) =>
+  db
     .selectFrom("feed_states as s")
     .leftJoin("feed_counters as c", (join) => {
       const on = join.onRef("c.user_id", "=", "s.user_id");
       return type === undefined ? on : on.on("c.type", "=", type);
     })
     .select(["s.version", "s.read_through_id", "c.total", "c.unread"])
-    .where("s.user_id", "=", userId)
-    .execute();
+    .where("s.user_id", "=", userId);
+const stateOfAll = prepared((db, userId: number) => stateQuery(db, userId));
+const stateOfType = prepared((db, userId: number, type: string) => stateQuery(db, userId, type));
+
+/** Version, read-through id and counts (of one type, or all) in one query. */
+async function feedState(db: Executor, userId: number, type?: string) {
+  const rows = type === undefined ? await stateOfAll(db, userId) : await stateOfType(db, userId, type);
   const first = rows[0];
   if (!first) throw new Error(`user ${userId} has no feed state`);
   return {

@@ -27,15 +27,17 @@ export const effectiveReadAt = (eb: Notifications) =>
     .as("read_at");
 
 /**
- * Keeps read (`read = true`) or unread rows. Until the user's first mark-all-read the conditions
- * are exactly the partial indexes' predicates, so those indexes serve the query.
+ * Keeps read (`read = true`) or unread rows. Until the user's first mark-all-read (`marked`
+ * false) the conditions are exactly the partial indexes' predicates, so those indexes serve the
+ * query.
  */
 export function whereRead<O>(
   query: SelectQueryBuilder<Database, "notifications", O>,
   read: boolean,
   readThroughId: number,
+  marked: boolean,
 ): SelectQueryBuilder<Database, "notifications", O> {
-  if (readThroughId === 0) return query.where("read_at", read ? "is not" : "is", null);
+  if (!marked) return query.where("read_at", read ? "is not" : "is", null);
   return read
     ? query.where((eb) => eb.or([eb("read_at", "is not", null), eb("id", "<=", readThroughId)]))
     : query.where("read_at", "is", null).where("id", ">", readThroughId);

@@ -26,6 +26,13 @@ export interface AppOptions {
   logger?: FastifyServerOptions["logger"];
 }
 
+/** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
+function requestIds(): () => string {
+  const prefix = `req_${randomBytes(6).toString("hex")}`;
+  let n = 0;
+  return () => `${prefix}${(++n).toString(36).padStart(6, "0")}`;
+}
+
 /**
  * Builds the HTTP API without listening, so tests drive it in-process (`app.inject`) and the
  * server calls `listen`.
@@ -45,7 +52,7 @@ export async function buildApp({
     // Long path parameters reach the routes, which answer 404 (or 403) as the SPEC says, instead
     // of the router's 400.
     routerOptions: { maxParamLength: 8192 },
-    genReqId: () => `req_${randomBytes(8).toString("hex")}`,
+    genReqId: requestIds(),
     // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
     frameworkErrors: (_error, _request, reply) =>
       send(reply, invalidRequest("The request URL is malformed.")),
@@ -70,11 +77,13 @@ export async function buildApp({
     },
   });
   app.decorateRequest("principal", null);
-  app.addHook("onRequest", async (request, reply) => {
+  // Hooks on every request are callback-style: an async hook costs a promise per request, which
+  // measured ~10-30 % of throughput on the cheapest routes.
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
     // Size first, whatever the content type: an oversized body is a 413 before anything else.
     const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
-    if (Number(request.headers["content-length"] ?? 0) > limit) throw tooLarge(limit);
+    done(Number(request.headers["content-length"] ?? 0) > limit ? tooLarge(limit) : undefined);
   });
   // While shutting down, answers close their connection: otherwise a keep-alive connection that
   // carried an in-flight request would hold the process open until its idle timeout.
@@ -83,8 +92,9 @@ export async function buildApp({
     closing = true;
     hub.closeAll(); // streams never end by themselves
   });
-  app.addHook("onSend", async (_request, reply) => {
+  app.addHook("onSend", (_request, reply, payload, done) => {
     if (closing) reply.header("connection", "close");
+    done(null, payload);
   });
   registerJsonParser(app);
   registerErrorHandling(app);

@@ -1,5 +1,6 @@
 import type { Deps } from "../deps.js";
 import { unauthenticated } from "../errors.js";
+import { prepared } from "../store/prepared.js";
 import { hashSecret, KEY_PATTERN, sameHash } from "./key-secret.js";
 
 /** Who a request acts as. Org keys act as their user too (SPEC §1). */
@@ -17,15 +18,18 @@ export async function authenticateKey(deps: Deps, authorization: string | undefi
   const secret = bearerToken(authorization);
   if (secret === undefined || !KEY_PATTERN.test(secret) || secret.length > 256) throw unauthenticated();
   const hash = hashSecret(secret);
-  const key = await deps.store.db
-    .selectFrom("api_keys")
-    .select(["id", "user_id", "org_id", "secret_hash", "revoked_at"])
-    .where("secret_hash", "=", hash)
-    .executeTakeFirst();
+  const [key] = await keyByHash(deps.store.db, hash);
   if (!key || !sameHash(key.secret_hash, hash)) throw unauthenticated();
   if (key.revoked_at !== null) throw unauthenticated("This API key has been revoked.");
   return { userId: key.user_id, keyId: key.id, orgId: key.org_id };
 }
+
+const keyByHash = prepared((db, hash: string) =>
+  db
+    .selectFrom("api_keys")
+    .select(["id", "user_id", "org_id", "secret_hash", "revoked_at"])
+    .where("secret_hash", "=", hash),
+);
 
 /** The token of `Bearer <token>` (scheme case-insensitive), or undefined. */
 export function bearerToken(authorization: string | undefined): string | undefined {

@@ -1,0 +1,420 @@
+import { randomBytes } from "node:crypto";
+import { type IncomingMessage, request } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import { sql } from "kysely";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createDeps } from "../src/deps.js";
+import { buildApp } from "../src/http/app.js";
+import { openStore } from "../src/store/store.js";
+import { BACKENDS, PG_ADMIN_URL } from "./support/backends.js";
+import { ADMIN_TOKEN, type Harness, isEnvelope, startHarness } from "./support/harness.js";
+import { openSse, type SseClient, type SseEvent } from "./support/sse.js";
+
+const FEED = "/api/v1/me/notifications";
+const PAYMENT = "system.payment.received";
+const T0 = 1_780_000_000;
+const iso = (s: number) => new Date(s * 1000).toISOString().replace(".000Z", "Z");
+
+/** Rejects when `promise` has not settled within `ms`. */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    promise,
+    sleep(ms).then(() => Promise.reject(new Error(`${what}: not within ${ms} ms`))),
+  ]);
+}
+
+/** True when `promise` is still pending after `ms`. */
+const stillPending = (promise: Promise<unknown>, ms: number) =>
+  Promise.race([promise.then(() => false), sleep(ms).then(() => true)]);
+
+const named = (events: SseEvent[], name: string) => events.filter((e) => e.event === name);
+const ids = (events: SseEvent[]) => named(events, "notification").map((e) => Number(e.id));
+
+/** Waits until `c` has `n` notifications (or ends), then expects exactly that many. */
+async function receive(c: SseClient, n: number, timeoutMs = 10_000) {
+  await Promise.race([c.waitFor((e) => ids(e).length >= n, timeoutMs), c.ended]);
+  expect(ids(c.events)).toHaveLength(n);
+}
+
+/** Every `unread-count` version is larger than the one before it. */
+function expectVersionsIncrease(events: SseEvent[]) {
+  const versions = named(events, "unread-count").map((e) => e.json.version as number);
+  for (let i = 1; i < versions.length; i++) expect(versions[i]).toBeGreaterThan(versions[i - 1]!);
+}
+
+/** A harness listening on 127.0.0.1, whose SSE clients are closed after each test. */
+function liveHarness(backend: (typeof BACKENDS)[number], options: Parameters<typeof startHarness>[2] = {}) {
+  const live = { h: undefined as unknown as Harness, base: "", now: T0 };
+  const clients: { close(): void }[] = [];
+  beforeAll(async () => {
+    live.h = await startHarness(backend, { clock: () => live.now }, options);
+    await live.h.app.listen({ port: 0, host: "127.0.0.1" });
+    live.base = `http://127.0.0.1:${(live.h.app.server.address() as { port: number }).port}`;
+  });
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+  afterAll(() => live.h.close());
+  const open = async (path: string, headers: Record<string, string> = {}) => {
+    const c = await openSse(`${live.base}${FEED}/stream${path}`, headers);
+    clients.push(c);
+    return c;
+  };
+  /** A stream for `key`, waited on until its first event. */
+  const stream = async (key: string, headers: Record<string, string> = {}, query = "") => {
+    const c = await open(query, { authorization: `Bearer ${key}`, ...headers });
+    await c.waitFor((e) => e.length > 0);
+    return c;
+  };
+  return { live, open, stream, track: (c: { close(): void }) => clients.push(c) };
+}
+
+describe.each(BACKENDS)("live stream on %s", (backend) => {
+  const { live, open, stream } = liveHarness(backend);
+  const h = () => live.h;
+  const list = async (key: string, query = "") => (await h().request("GET", `${FEED}${query}`, { key })).json;
+  const post = (key: string, path: string) => h().request("POST", `${FEED}${path}`, { key });
+  const batch = (userId: number, n: number, tag: string, body?: string) =>
+    h().request("POST", "/admin/v1/events/batch", {
+      key: ADMIN_TOKEN,
+      body: {
+        events: Array.from({ length: n }, (_, i) => ({
+          id: `${tag}-${i}`,
+          type: PAYMENT,
+          user_id: userId,
+          data: { amount_cents: 100 + i, balance_cents: 1 },
+          ...(body && { body }),
+        })),
+      },
+    });
+
+  it("sends the count on connect, then every change in order, without duplicates", async () => {
+    const u = await h().userWithKey();
+    await h().pay(u.id, `a-${u.id}`);
+    const before = await h().request("GET", `${FEED}/unread-count`, { key: u.key });
+    const v0 = Number(before.headers["x-feed-version"]);
+    const c = await stream(u.key);
+    expect(c.status).toBe(200);
+    expect(c.headers["content-type"]).toMatch(/^text\/event-stream/);
+    expect(c.events[0]).toMatchObject({ event: "unread-count", json: { count: 1, version: v0 } });
+    expect(Object.keys(c.events[0]!.json)).toEqual(["count", "version"]);
+
+    await h().pay(u.id, `b-${u.id}`);
+    await c.waitFor((e) => e.length >= 3);
+    const row = (await list(u.key)).items[0];
+    expect(c.events[1]).toMatchObject({ event: "notification", id: String(row.id) });
+    expect(c.events[1]!.json).toEqual(row);
+    expect(c.events[2]!.json).toEqual({ count: 2, version: v0 + 1 });
+
+    await post(u.key, `/${row.id}/mark-read`);
+    await c.waitFor((e) => e.length >= 5);
+    expect(c.events[3]).toMatchObject({ event: "read", json: { ids: [row.id] } });
+    expect(c.events[4]).toMatchObject({ event: "unread-count", json: { count: 1, version: v0 + 2 } });
+
+    await post(u.key, "/mark-all-read");
+    await c.waitFor((e) => e.length >= 7);
+    expect(c.events[5]).toMatchObject({ event: "read", json: { all: true } });
+    expect(c.events[6]).toMatchObject({ event: "unread-count", json: { count: 0, version: v0 + 3 } });
+
+    // No-ops and another user's rows send nothing; a last row shows nothing slipped in before it.
+    await post(u.key, `/${row.id}/mark-read`);
+    await post(u.key, "/mark-all-read");
+    const other = await h().userWithKey();
+    await h().pay(other.id, `o-${other.id}`);
+    await h().pay(u.id, `c-${u.id}`);
+    await c.waitFor((e) => e.length >= 9);
+    await sleep(200);
+    expect(c.events.map((e) => e.event)).toEqual([
+      ...["unread-count", "notification", "unread-count", "read", "unread-count", "read", "unread-count"],
+      ...["notification", "unread-count"],
+    ]);
+    expect(c.events[8]!.json).toEqual({ count: 1, version: v0 + 4 });
+    expect(new Set(ids(c.events)).size).toBe(2);
+    expectVersionsIncrease(c.events);
+  });
+
+  it.each([
+    ["the Last-Event-ID header", (id: number) => [{ "last-event-id": String(id) }, ""] as const],
+    ["?last_event_id=", (id: number) => [{}, `?last_event_id=${id}`] as const],
+  ])("resumes after %s with no gap and no duplicate", async (_how, resume) => {
+    const u = await h().userWithKey();
+    for (const n of [1, 2]) await h().pay(u.id, `r${n}-${u.id}`);
+    const first = await stream(u.key);
+    await h().pay(u.id, `r3-${u.id}`);
+    await first.waitFor((e) => ids(e).length === 1);
+    const seen = ids(first.events)[0]!;
+    first.close();
+
+    await h().pay(u.id, `r4-${u.id}`);
+    await h().pay(u.id, `r5-${u.id}`, undefined, { occurred_at: "2020-01-01T00:00:00Z" }); // back-dated
+    await batch(u.id, 3, `r6-${u.id}`);
+    const missed = (await list(u.key, "?page_size=200")).items
+      .map((i: { id: number }) => i.id)
+      .filter((id: number) => id > seen)
+      .sort((a: number, b: number) => a - b);
+    expect(missed).toHaveLength(5);
+
+    const [headers, query] = resume(seen);
+    const c = await stream(u.key, headers, query);
+    await c.waitFor((e) => ids(e).length === 5);
+    expect(c.events[0]).toMatchObject({ event: "unread-count", json: { count: 8 } });
+    expect(ids(c.events)).toEqual(missed);
+    await h().pay(u.id, `r7-${u.id}`);
+    await c.waitFor((e) => ids(e).length === 6 && e.at(-1)?.event === "unread-count");
+    const newest = (await list(u.key)).items[0].id;
+    expect(ids(c.events)).toEqual([...missed, newest]);
+    expect(c.events.at(-1)!.json.count).toBe(9);
+    expect(named(c.events, "reset")).toEqual([]);
+  });
+
+  it("replays up to 1,000 missed rows and sends a reset for 1,001", async () => {
+    const u = await h().userWithKey();
+    await h().pay(u.id, `anchor-${u.id}`);
+    const anchor = (await list(u.key)).items[0].id as number;
+    expect((await batch(u.id, 1000, `k-${u.id}`)).status).toBe(202);
+    const full = await stream(u.key, { "last-event-id": String(anchor) });
+    await full.waitFor((e) => ids(e).length === 1000, 15_000);
+    const replayed = ids(full.events);
+    expect(replayed.every((id, i) => id > (replayed[i - 1] ?? anchor))).toBe(true);
+    expect(replayed.at(-1)).toBe((await list(u.key)).items[0].id);
+    full.close();
+
+    await h().pay(u.id, `one-more-${u.id}`);
+    const c = await stream(u.key, { "last-event-id": String(anchor) });
+    await c.waitFor((e) => e.some((x) => x.event === "reset"));
+    expect(c.events.map((e) => e.event)).toEqual(["unread-count", "reset"]);
+    await h().pay(u.id, `live-${u.id}`);
+    await c.waitFor((e) => ids(e).length === 1);
+    expect(ids(c.events)).toEqual([(await list(u.key)).items[0].id]);
+  });
+
+  it("keeps a reading client through a burst bigger than its send buffer", async () => {
+    const u = await h().userWithKey();
+    await h().pay(u.id, `anchor-${u.id}`);
+    const anchor = (await list(u.key)).items[0].id as number;
+    const live = await stream(u.key);
+    // 1,000 rows of about 2.3 kB: some 2.3 MB at once, over the default 1 MiB buffer.
+    expect((await batch(u.id, 1000, `big-${u.id}`, "x".repeat(2000))).status).toBe(202);
+    const resumed = await stream(u.key, { "last-event-id": String(anchor) });
+    for (const c of [live, resumed]) {
+      await receive(c, 1000, 15_000);
+      expect(await stillPending(c.ended, 100)).toBe(true);
+    }
+  });
+
+  it.each(["abc", "-1", "1.5", "12abc"])("refuses a malformed Last-Event-ID %s with a 400", async (bad) => {
+    const u = await h().userWithKey();
+    const header = await h().request("GET", `${FEED}/stream`, {
+      key: u.key,
+      headers: { "last-event-id": bad },
+    });
+    expect(isEnvelope(header, 400, "invalid_request_error")).toBe(true);
+    const query = await h().request("GET", `${FEED}/stream?last_event_id=${encodeURIComponent(bad)}`, {
+      key: u.key,
+    });
+    expect(isEnvelope(query, 400, "invalid_request_error")).toBe(true);
+  });
+
+  describe("tickets", () => {
+    const issue = async (key: string) => {
+      const r = await post(key, "/stream-tickets");
+      expect(r.status).toBe(200);
+      return r.json as { ticket: string; expires_at: string };
+    };
+    const byTicket = (ticket: string) => h().request("GET", `${FEED}/stream?ticket=${ticket}`);
+
+    it("issues a single-use ticket valid for 60 s that opens a stream without a header", async () => {
+      const u = await h().userWithKey();
+      await h().pay(u.id, `t-${u.id}`);
+      const t = await issue(u.key);
+      expect(Object.keys(t)).toEqual(["ticket", "expires_at"]);
+      expect(t.ticket).toMatch(/^bft_[A-Za-z0-9_-]{32,}$/);
+      expect(t.expires_at).toBe(iso(live.now + 60));
+      const c = await open(`?ticket=${t.ticket}`);
+      expect(c.status).toBe(200);
+      await c.waitFor((e) => e.length > 0);
+      expect(c.events[0]).toMatchObject({ event: "unread-count", json: { count: 1 } });
+      expect(isEnvelope(await byTicket(t.ticket), 401, "authentication_error")).toBe(true);
+
+      const raced = (await issue(u.key)).ticket;
+      const both = await Promise.all([open(`?ticket=${raced}`), open(`?ticket=${raced}`)]);
+      expect(both.map((b) => b.status).sort()).toEqual([200, 401]);
+
+      const late = await issue(u.key);
+      live.now += 59;
+      const ok = await open(`?ticket=${late.ticket}`);
+      expect(ok.status).toBe(200);
+    });
+
+    it("refuses expired, unknown and revoked-key tickets, and no credentials at all", async () => {
+      const u = await h().userWithKey();
+      const expired = await issue(u.key);
+      live.now += 61;
+      expect(isEnvelope(await byTicket(expired.ticket), 401, "authentication_error")).toBe(true);
+      const unknown = `bft_${randomBytes(32).toString("base64url")}`;
+      expect(isEnvelope(await byTicket(unknown), 401, "authentication_error")).toBe(true);
+      expect(isEnvelope(await byTicket("nope"), 401, "authentication_error")).toBe(true);
+      const revoked = await issue(u.key);
+      await h().request("POST", `/admin/v1/keys/${u.keyId}/revoke`, { key: ADMIN_TOKEN });
+      expect(isEnvelope(await byTicket(revoked.ticket), 401, "authentication_error")).toBe(true);
+      expect(isEnvelope(await h().request("GET", `${FEED}/stream`), 401, "authentication_error")).toBe(true);
+      expect(isEnvelope(await post(u.key, "/stream-tickets"), 401, "authentication_error")).toBe(true);
+    });
+  });
+
+  describe("revocation", () => {
+    it("closes the revoked key's streams within a second, and only those", async () => {
+      const u = await h().userWithKey();
+      const k2 = await h().request("POST", `/admin/v1/users/${u.id}/keys`, {
+        key: ADMIN_TOKEN,
+        body: { name: "second" },
+      });
+      const a = await stream(u.key);
+      const ticket = (await post(u.key, "/stream-tickets")).json.ticket;
+      const t = await open(`?ticket=${ticket}`);
+      const b = await stream(k2.json.key);
+      await h().request("POST", `/admin/v1/keys/${u.keyId}/revoke`, { key: ADMIN_TOKEN });
+      await within(Promise.all([a.ended, t.ended]), 1000, "revoked streams end");
+      // The other key hears of the revocation (an admin.api_key.revoke row) and stays open.
+      await b.waitFor((e) => named(e, "notification").length === 1);
+      expect(named(b.events, "notification")[0]!.json.type).toBe("admin.api_key.revoke");
+      expect(await stillPending(b.ended, 500)).toBe(true);
+    });
+
+    it("closes a removed member's org-key stream and keeps their personal one", async () => {
+      const owner = await h().userWithKey("owner");
+      const m = await h().userWithKey("member");
+      const admin = { key: ADMIN_TOKEN };
+      const org = await h().request("POST", "/admin/v1/orgs", {
+        ...admin,
+        body: { name: "Acme", owner_user_id: owner.id },
+      });
+      const orgPath = `/admin/v1/orgs/${org.json.id}`;
+      await h().request("POST", `${orgPath}/members`, { ...admin, body: { user_id: m.id, role: "member" } });
+      const orgKey = await h().request("POST", `${orgPath}/keys`, {
+        ...admin,
+        body: { user_id: m.id, name: "ci" },
+      });
+      const viaOrg = await stream(orgKey.json.key);
+      const personal = await stream(m.key);
+      expect((await h().request("DELETE", `${orgPath}/members/${m.id}`, admin)).status).toBe(204);
+      await within(viaOrg.ended, 1000, "the org key's stream ends");
+      await h().pay(m.id, `after-${m.id}`);
+      await personal.waitFor((e) => ids(e).length === 1);
+      expect(await stillPending(personal.ended, 300)).toBe(true);
+    });
+  });
+
+  it.runIf(backend === "postgres")("carries changes and revocations across instances", async () => {
+    const db = (await sql<{ name: string }>`select current_database() as name`.execute(h().store.db))
+      .rows[0]!;
+    const url = new URL(PG_ADMIN_URL);
+    url.pathname = `/${db.name}`;
+    const store = openStore(url.toString());
+    const other = await buildApp({ deps: createDeps(store), adminToken: ADMIN_TOKEN });
+    try {
+      await other.listen({ port: 0, host: "127.0.0.1" });
+      const port = (other.server.address() as { port: number }).port;
+      const u = await h().userWithKey();
+      const c = await openSse(`http://127.0.0.1:${port}${FEED}/stream`, { authorization: `Bearer ${u.key}` });
+      await c.waitFor((e) => e.length > 0);
+      await h().pay(u.id, `x-${u.id}`);
+      await c.waitFor((e) => e.length >= 3);
+      const id = ids(c.events)[0]!;
+      await post(u.key, `/${id}/mark-read`);
+      await c.waitFor((e) => e.length >= 5);
+      expect(c.events.map((e) => e.event)).toEqual([
+        ...["unread-count", "notification", "unread-count", "read", "unread-count"],
+      ]);
+      expect(c.events[4]!.json.count).toBe(0);
+      expectVersionsIncrease(c.events);
+      await h().request("POST", `/admin/v1/keys/${u.keyId}/revoke`, { key: ADMIN_TOKEN });
+      await within(c.ended, 1000, "the other instance's stream ends");
+    } finally {
+      await other.close();
+      await store.close();
+    }
+  });
+});
+
+describe.each(BACKENDS)("live stream upkeep on %s", (backend) => {
+  describe("heartbeats", () => {
+    const { live, stream } = liveHarness(backend, { stream: { heartbeatS: 1 } });
+
+    it("sends a heartbeat comment about every second and nothing else", async () => {
+      const u = await live.h.userWithKey();
+      const c = await stream(u.key);
+      const start = Date.now();
+      const at = [start];
+      while (at.length < 4 && Date.now() - start < 5000) {
+        if (c.comments >= at.length) at.push(Date.now());
+        await sleep(20);
+      }
+      expect(at).toHaveLength(4);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      for (const gap of gaps) expect(gap, `gaps ${gaps}`).toBeGreaterThan(600);
+      for (const gap of gaps) expect(gap, `gaps ${gaps}`).toBeLessThan(1500);
+      expect(c.events.map((e) => e.event)).toEqual(["unread-count"]);
+    });
+  });
+
+  describe("slow clients", () => {
+    // Each round's burst (80 rows of ~2.3 kB) fits the buffer; ~4 MB of kernel buffers fill first.
+    const { live, stream, track } = liveHarness(backend, { stream: { maxBufferBytes: 256 * 1024 } });
+
+    /** A stream response that is never read: the client stops consuming at once. */
+    const pausedStream = (key: string) =>
+      new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(`${live.base}${FEED}/stream`, { headers: { authorization: `Bearer ${key}` } });
+        track({ close: () => req.destroy() });
+        req.on("error", reject);
+        req.on("response", (res) => resolve(res.pause()));
+        req.end();
+      });
+
+    it("cuts off a client that stops reading while others carry on", async () => {
+      const slowUser = await live.h.userWithKey();
+      const slowRes = await pausedStream(slowUser.key);
+      const normal = await stream(slowUser.key);
+      let sent = 0;
+      const body = "x".repeat(2000);
+      for (let round = 0; round < 45; round++) {
+        const events = Array.from({ length: 80 }, (_, i) => ({
+          id: `big-${round}-${i}-${slowUser.id}`,
+          type: PAYMENT,
+          user_id: slowUser.id,
+          data: { amount_cents: 1, balance_cents: 1 },
+          body,
+        }));
+        await live.h.request("POST", "/admin/v1/events/batch", { key: ADMIN_TOKEN, body: { events } });
+        sent += 80;
+        await receive(normal, sent);
+      }
+      // Now read what the slow client was sent: it ends, well before the last rows.
+      let received = "";
+      const ended = new Promise<void>((resolve) => {
+        slowRes.on("data", (chunk: Buffer) => (received += chunk.toString("utf8")));
+        slowRes.on("end", resolve);
+        slowRes.on("close", resolve);
+      });
+      slowRes.resume();
+      await within(ended, 5000, "the slow client's stream ends");
+      const slowIds = [...received.matchAll(/^id: (\d+)$/gm)].length;
+      expect(slowIds).toBeLessThan(sent);
+      expect(await stillPending(normal.ended, 100)).toBe(true);
+      await live.h.pay(slowUser.id, `after-${slowUser.id}`);
+      await receive(normal, sent + 1);
+    });
+  });
+
+  describe("shutdown", () => {
+    const { live, stream } = liveHarness(backend);
+
+    it("ends open streams promptly when the app closes", async () => {
+      const u = await live.h.userWithKey();
+      const streams = [await stream(u.key), await stream(u.key)];
+      await within(live.h.app.close(), 2000, "app.close()");
+      await within(Promise.all(streams.map((s) => s.ended)), 500, "streams end");
+    });
+  });
+});
