@@ -1,4 +1,3 @@
-import { createServer, type ServerResponse } from "node:http";
 import { isIP } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { Resolve } from "../src/webhooks/address-policy.js";
@@ -10,7 +9,6 @@ import {
   deliveriesOf,
   quietPeriod,
   rigsFor,
-  startSlowReceiver,
   type User,
   waitForDeliveries,
 } from "./support/delivery-rig.js";
@@ -18,6 +16,7 @@ import { type Harness, isEnvelope } from "./support/harness.js";
 import { installPacketTripwire } from "./support/packet-tripwire.js";
 import { freePort } from "./support/process.js";
 import { waitFor } from "./support/receiver.js";
+import { startBarrierReceiver, startIpv6Sentinel, startSlowReceiver } from "./support/special-receivers.js";
 
 // Refused addresses below are values for the SSRF guard only; nothing may connect to them.
 const tripwire = installPacketTripwire();
@@ -52,51 +51,6 @@ async function attemptsOf(h: Harness, user: User, endpointId: number, deliveryId
     `an attempt of delivery ${deliveryId}`,
   );
   return ds.find((d) => d.id === deliveryId)!.attempts;
-}
-
-/**
- * A server on 127.0.0.1 that holds requests until `batch` of them are waiting, then answers them
- * all with `status` at once, so that their attempts are recorded side by side.
- */
-async function startBarrierReceiver(status: number) {
-  let arrived = 0;
-  const waiting: ServerResponse[] = [];
-  const receiver = {
-    batch: 1,
-    url: "",
-    arrived: () => arrived,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      arrived++;
-      waiting.push(res);
-      if (waiting.length >= receiver.batch) for (const r of waiting.splice(0)) r.writeHead(status).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  receiver.url = `http://127.0.0.1:${(server.address() as { port: number }).port}/hooks`;
-  return receiver;
-}
-
-/** A server on ::1 that counts the requests it gets. */
-async function startIpv6Sentinel() {
-  let hits = 0;
-  const server = createServer((_req, res) => {
-    hits++;
-    res.writeHead(204).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, "::1", resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    hits: () => hits,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
 }
 
 describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
@@ -396,7 +350,7 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
 
       // A second on, ten more events fail at the same instant: each failure completes the period.
       await quietPeriod(1100);
-      failing.batch = 10;
+      failing.setBatch(10);
       await Promise.all(Array.from({ length: 10 }, (_, i) => h.pay(u.id, `failing-${i}-${u.id}`)));
       await waitFor(async () => (await get()).enabled === false, 5000, "the endpoint to be disabled");
       expect(await get()).toMatchObject({ enabled: false, disabled_reason: "failing" });

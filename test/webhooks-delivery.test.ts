@@ -9,12 +9,12 @@ import {
   PACKAGE_VERSION,
   quietPeriod,
   rigsFor,
-  startSlowReceiver,
   waitForDeliveries,
 } from "./support/delivery-rig.js";
 import { ADMIN_TOKEN } from "./support/harness.js";
 import type { Received } from "./support/receiver.js";
 import { waitFor } from "./support/receiver.js";
+import { startSlowReceiver } from "./support/special-receivers.js";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 const EVENT_ID = /^evt_[0-9a-f]{24}$/;

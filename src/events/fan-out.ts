@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import { feedOf, type RecipientContext, webhookRecipientsOf } from "../catalog/catalog.js";
+import { insertMany } from "../store/insert-many.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import type { Tx } from "../store/transaction.js";
 import { countMany } from "../webhooks/outbox.js";
@@ -10,9 +11,6 @@ export interface RecordedEvent {
   id: number;
   input: EventInput;
 }
-
-/** Rows per multi-row INSERT: far below both backends' bound-parameter limits. */
-const CHUNK = 500;
 
 /**
  * Puts recorded events where they go, set-wise, inside the caller's transaction: feed rows for
@@ -98,14 +96,23 @@ async function addToFeeds(tx: Tx, plans: { event: RecordedEvent; feedTo: number[
   if (rows.length === 0) return added;
 
   const lastId = new Map<number, number>();
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    const ids = await tx.trx
-      .insertInto("notifications")
-      .values(rows.slice(i, i + CHUNK))
-      .returning(["id", "user_id"])
-      .execute();
-    for (const r of ids) lastId.set(r.user_id, Math.max(lastId.get(r.user_id) ?? 0, r.id));
-  }
+  const ids = await insertMany<(typeof rows)[number], { id: number; user_id: number }>(tx, {
+    table: "notifications",
+    columns: [
+      { name: "user_id", pg: "bigint" },
+      { name: "event_id", pg: "bigint" },
+      { name: "type", pg: "text" },
+      { name: "title", pg: "text" },
+      { name: "body", pg: "text" },
+      { name: "link", pg: "text" },
+      { name: "created_at", pg: "bigint" },
+      { name: "read_at", pg: "bigint" },
+    ],
+    rows,
+    returning: ["id", "user_id"],
+  });
+  for (const r of ids)
+    lastId.set(Number(r.user_id), Math.max(lastId.get(Number(r.user_id)) ?? 0, Number(r.id)));
   const counts = new Map<string, { user_id: number; type: string; total: number; unread: number }>();
   for (const r of rows) {
     const key = `${r.user_id} ${r.type}`;
@@ -180,12 +187,19 @@ async function queueDeliveries(
     }
   }
   if (rows.length === 0) return;
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    await tx.trx
-      .insertInto("webhook_deliveries")
-      .values(rows.slice(i, i + CHUNK))
-      .execute();
-  }
+  await insertMany(tx, {
+    table: "webhook_deliveries",
+    columns: [
+      { name: "endpoint_id", pg: "bigint" },
+      { name: "event_id", pg: "bigint" },
+      { name: "status", pg: "text" },
+      { name: "schedule_step", pg: "integer" },
+      { name: "next_attempt_at_ms", pg: "bigint" },
+      { name: "created_at", pg: "bigint" },
+      { name: "updated_at", pg: "bigint" },
+    ],
+    rows,
+  });
   await countMany(tx, rows);
   if (rows.some((r) => r.status === "pending")) tx.changes.deliveries = true;
 }

@@ -3,12 +3,13 @@ import { catalog, type EventType, INGEST_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { ApiError, conflict, invalidRequest, notFound } from "../errors.js";
 import { PositiveId } from "../schemas.js";
+import { insertMany } from "../store/insert-many.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
 import { type Validator, validator } from "../validation.js";
 import { fanOut, type RecordedEvent } from "./fan-out.js";
 import { fingerprint } from "./fingerprint.js";
-import { type EventInput, eventRow, type Overrides } from "./raise.js";
+import { EVENT_COLUMNS, type EventInput, eventRow, type Overrides } from "./raise.js";
 
 const MAX_FUTURE_SECONDS = 24 * 60 * 60;
 /** Rows per multi-row statement, far below both backends' bound-parameter limits. */
@@ -128,15 +129,14 @@ async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
   // concurrent requests for one id, PostgreSQL makes the later ones wait here for the first to
   // commit, then skip; SQLite runs write transactions one at a time.
   const inserted = new Map<string, number>();
-  for (let i = 0; i < known.length; i += CHUNK) {
-    const rows = await trx
-      .insertInto("events")
-      .values(known.slice(i, i + CHUNK).map((p) => eventRow(p.event)))
-      .onConflict((oc) => oc.column("idempotency_key").doNothing())
-      .returning(["id", "idempotency_key"])
-      .execute();
-    for (const r of rows) inserted.set(r.idempotency_key ?? "", r.id);
-  }
+  const rows = await insertMany<ReturnType<typeof eventRow>, { id: number; idempotency_key: string }>(tx, {
+    table: "events",
+    columns: EVENT_COLUMNS,
+    rows: known.map((p) => eventRow(p.event)),
+    skipConflictsOn: "idempotency_key",
+    returning: ["id", "idempotency_key"],
+  });
+  for (const r of rows) inserted.set(r.idempotency_key, Number(r.id));
   const taken = known.filter((p) => !inserted.has(p.id)).map((p) => p.id);
   const fingerprints = new Map<string, string | null>();
   for (let i = 0; i < taken.length; i += CHUNK) {

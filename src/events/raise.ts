@@ -47,6 +47,21 @@ export async function raiseEvent(tx: Tx, input: EventInput): Promise<Raised> {
 export const insertEvent = (trx: Transaction<Database>, input: EventInput) =>
   trx.insertInto("events").values(eventRow(input));
 
+/** The columns of an event row, for bulk inserts. */
+export const EVENT_COLUMNS = [
+  { name: "public_id", pg: "text" },
+  { name: "idempotency_key", pg: "text" },
+  { name: "fingerprint", pg: "text" },
+  { name: "type", pg: "text" },
+  { name: "user_id", pg: "bigint" },
+  { name: "org_id", pg: "bigint" },
+  { name: "actor_user_id", pg: "bigint" },
+  { name: "data", pg: "text" },
+  { name: "overrides", pg: "text" },
+  { name: "occurred_at", pg: "bigint" },
+  { name: "created_at", pg: "bigint" },
+] as const;
+
 /** The row that records an event. */
 export function eventRow(input: EventInput) {
   return {

@@ -1,6 +1,5 @@
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, expect } from "vitest";
 import type { WebhookConfig } from "../../src/config.js";
@@ -182,26 +181,3 @@ export const allIn =
 
 /** Gives a worker polling every 50 ms time to do something it should not. */
 export const quietPeriod = (ms = 400) => sleep(ms);
-
-/** An HTTP server on 127.0.0.1 that answers 204 only `delayMs` after a request arrived. */
-export async function startSlowReceiver(delayMs: number) {
-  let arrived = 0;
-  const server = createServer((req, res) => {
-    req.resume();
-    req.on("end", () => {
-      arrived++;
-      setTimeout(() => res.writeHead(204).end(), delayMs);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}/slow`,
-    arrived: () => arrived,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
