@@ -138,7 +138,13 @@ async function open(kind: string): Promise<{ store: Store; drop(): Promise<void>
     const dir = mkdtempSync(join(tmpdir(), "belfry-bench-"));
     const store = openStore(`file:${join(dir, "bench.db")}`);
     await migrate(store);
-    return { store, drop: async () => (await store.close(), rmSync(dir, { recursive: true, force: true })) };
+    return {
+      store,
+      drop: async () => {
+        await store.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
   }
   const name = `belfry_bench_${Date.now()}`;
   const admin = new pg.Client({ connectionString: values.pg });
