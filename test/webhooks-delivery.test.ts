@@ -12,8 +12,7 @@ import {
   waitForDeliveries,
 } from "./support/delivery-rig.js";
 import { ADMIN_TOKEN } from "./support/harness.js";
-import type { Received } from "./support/receiver.js";
-import { waitFor } from "./support/receiver.js";
+import { type Received, waitFor } from "./support/receiver.js";
 import { startSlowReceiver } from "./support/special-receivers.js";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;

@@ -72,21 +72,33 @@ export async function deliver(deps: Deps, claimed: Claimed): Promise<void> {
   await record(deps, claimed, attemptedAt, outcome);
 }
 
-/** Re-reads the claimed delivery under its lease; undefined when the lease was lost. */
-async function holdLease(tx: Tx, claimed: Claimed) {
-  const query = tx.trx
+/**
+ * Locks the claimed delivery's endpoint, then the delivery — the order every writer of
+ * deliveries follows — and returns the delivery with whether this worker still holds its lease.
+ */
+async function lockDelivery(tx: Tx, claimed: Claimed) {
+  const pg = tx.dialect === "postgres";
+  const endpoint = tx.trx
+    .selectFrom("webhook_endpoints")
+    .select(["id", "failing_since", "disabled_at"])
+    .where("id", "=", (eb) =>
+      eb.selectFrom("webhook_deliveries").select("endpoint_id").where("id", "=", claimed.id),
+    );
+  const e = await (pg ? endpoint.forUpdate() : endpoint).executeTakeFirst();
+  const delivery = tx.trx
     .selectFrom("webhook_deliveries")
-    .select(["endpoint_id", "status", "schedule_step"])
-    .where("id", "=", claimed.id)
-    .where("lease_token", "=", claimed.leaseToken);
-  return (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+    .select(["endpoint_id", "status", "schedule_step", "lease_token"])
+    .where("id", "=", claimed.id);
+  const d = await (pg ? delivery.forUpdate() : delivery).executeTakeFirst();
+  if (!e || !d) return undefined;
+  return { ...d, endpoint: e, leased: d.lease_token === claimed.leaseToken };
 }
 
 async function settle(deps: Deps, claimed: Claimed, to: DeliveryStatus): Promise<void> {
   const now = deps.clock();
   await transact(deps.store, async (tx) => {
-    const d = await holdLease(tx, claimed);
-    if (!d) return;
+    const d = await lockDelivery(tx, claimed);
+    if (!d?.leased) return;
     await setStatus(tx, claimed.id, d.endpoint_id, d.status, to, {
       schedule_step: d.schedule_step,
       next: null,
@@ -125,7 +137,9 @@ async function setStatus(
  * Records an attempt and moves the delivery on: succeeded; failed with its next attempt
  * scheduled (Retry-After honoured on 429/503); exhausted when the schedule is used up; held when
  * the endpoint answered 410 or has failed everything for the disable period (which disables it
- * and holds its other queued deliveries too). Nothing is recorded if the lease was lost.
+ * and holds its other queued deliveries too). The attempt is always logged; if the lease was lost
+ * meanwhile (the endpoint was disabled or deleted, or the delivery restarted), the delivery is
+ * left where that move put it.
  */
 async function record(
   deps: Deps,
@@ -135,7 +149,7 @@ async function record(
 ): Promise<void> {
   const { webhooks } = deps;
   await transact(deps.store, async (tx) => {
-    const d = await holdLease(tx, claimed);
+    const d = await lockDelivery(tx, claimed);
     if (!d) return;
     const { trx } = tx;
     const now = deps.clock();
@@ -157,6 +171,7 @@ async function record(
         error_class: outcome.errorClass,
       })
       .execute();
+    if (!d.leased) return;
     const step = d.schedule_step + 1;
     if (outcome.errorClass === null) {
       await trx
@@ -171,11 +186,7 @@ async function record(
       });
       return;
     }
-    const endpoint = await trx
-      .selectFrom("webhook_endpoints")
-      .select(["failing_since", "disabled_at"])
-      .where("id", "=", d.endpoint_id)
-      .executeTakeFirstOrThrow();
+    const { endpoint } = d;
     const failingSince = endpoint.failing_since ?? now;
     let disable: "gone" | "failing" | undefined;
     if (outcome.status === 410) disable = "gone";

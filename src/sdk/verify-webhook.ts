@@ -42,7 +42,8 @@ export function verifyWebhook(
     throw new WebhookVerificationError("The webhook timestamp is too old or too new.");
   }
   const body = typeof rawBody === "string" ? rawBody : rawBody.toString("utf8");
-  const expected = Buffer.from(sign(secret, id, Number(timestamp), body));
+  // Signed over the header exactly as sent, not a re-formatted number.
+  const expected = Buffer.from(sign(secret, id, timestamp, body));
   const ok = signatures.split(" ").some((candidate) => {
     const given = Buffer.from(candidate);
     return given.length === expected.length && timingSafeEqual(given, expected);

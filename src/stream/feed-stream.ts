@@ -11,9 +11,15 @@ export const MAX_REPLAY = 1000;
 export interface StreamOptions {
   /** Seconds between heartbeat comments (each also re-checks the feed and the key). */
   heartbeatS: number;
-  /** A client whose unsent output passes this is cut off rather than buffered for. */
+  /**
+   * Unsent output a stream may hold for its client. Past it, the stream waits for the client to
+   * catch up (up to `drainTimeoutMs`) before writing more, and cuts it off if it does not.
+   */
   maxBufferBytes: number;
+  drainTimeoutMs?: number;
 }
+
+const DRAIN_TIMEOUT_MS = 5000;
 
 /** The open streams of this process, so shutdown can end them. */
 export class StreamHub {
@@ -67,7 +73,27 @@ export async function serveFeedStream(
   const send = (event: string, data: unknown, id?: number) => {
     if (closed) return;
     res.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    if (res.writableLength > options.maxBufferBytes) close(); // a slow client: cut it off
+  };
+
+  /**
+   * Backpressure: past the buffer limit, wait for the client to take what it has; a client that
+   * does not within the drain timeout is slow, and is cut off — its connection destroyed, not
+   * ended, since an end would wait behind the very bytes it is not reading.
+   */
+  const keepUp = async () => {
+    if (closed || res.writableLength <= options.maxBufferBytes) return;
+    const drained = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), options.drainTimeoutMs ?? DRAIN_TIMEOUT_MS);
+      res.once("drain", () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      res.once("close", () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
+    });
+    if (!drained) cutOff();
   };
 
   const state = () =>
@@ -96,7 +122,11 @@ export async function serveFeedStream(
       .limit(MAX_REPLAY + 1)
       .execute();
     if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId });
-    else for (const row of rows) send("notification", toNotification(row), row.id);
+    else
+      for (const row of rows) {
+        send("notification", toNotification(row), row.id);
+        await keepUp();
+      }
     cursor = lastId;
   };
 
@@ -119,6 +149,7 @@ export async function serveFeedStream(
           send("unread-count", { count: s.unread, version: s.version });
           sentVersion = s.version;
         }
+        await keepUp();
       } while (again && !closed);
     } catch {
       close(); // the store failed mid-stream: the client reconnects with Last-Event-ID
@@ -149,6 +180,8 @@ export async function serveFeedStream(
 
   const heartbeat = setInterval(() => {
     if (closed) return;
+    // Still over the limit a whole heartbeat later: the client has stopped reading.
+    if (res.writableLength > options.maxBufferBytes) return cutOff();
     res.write(": heartbeat\n\n");
     keyRevoked().then(
       (revoked) => (revoked ? close() : catchUp()),
@@ -165,6 +198,11 @@ export async function serveFeedStream(
     unsubscribe();
     forget();
     res.end();
+  }
+
+  function cutOff() {
+    close();
+    res.destroy();
   }
   res.on("close", close);
 

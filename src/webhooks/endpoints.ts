@@ -127,16 +127,20 @@ async function lockUser(tx: Tx, userId: number): Promise<void> {
   await (tx.dialect === "postgres" ? query.forUpdate() : query).execute();
 }
 
-/** The caller's endpoint, or a 404 (also for another user's). */
+/**
+ * The caller's endpoint, or a 404 (also for another user's). Inside a transaction it is locked
+ * on PostgreSQL: every change to an endpoint's deliveries locks the endpoint first, then the
+ * deliveries, so they cannot deadlock with the worker recording an attempt.
+ */
 export async function findEndpoint(tx: Tx | Deps, userId: number, id: number): Promise<WebhookEndpointRow> {
   const db = "trx" in tx ? tx.trx : tx.store.db;
-  const row = await db
+  const query = db
     .selectFrom("webhook_endpoints")
     .selectAll()
     .where("id", "=", id)
     .where("user_id", "=", userId)
-    .where("deleted_at", "is", null)
-    .executeTakeFirst();
+    .where("deleted_at", "is", null);
+  const row = await ("trx" in tx && tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
   if (!row) throw notFound("No such webhook endpoint.");
   return row;
 }

@@ -46,9 +46,13 @@ export async function countMany(
     c.count++;
     counts.set(key, c);
   }
+  // In (endpoint, status) order, so concurrent fan-outs lock counter rows in the same order.
+  const sorted = [...counts.values()].sort(
+    (a, b) => a.endpoint_id - b.endpoint_id || a.status.localeCompare(b.status),
+  );
   await tx.trx
     .insertInto("webhook_delivery_counters")
-    .values([...counts.values()])
+    .values(sorted)
     .onConflict((oc) =>
       oc.columns(["endpoint_id", "status"]).doUpdateSet((eb) => ({
         count: eb("webhook_delivery_counters.count", "+", eb.ref("excluded.count")),

@@ -13,7 +13,7 @@ export const secretKey = (secret: string) => Buffer.from(secret.replace(/^whsec_
  * sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, '{"test": 2432232314}')
  * // → "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
  */
-export function sign(secret: string, id: string, timestamp: number, body: string): string {
+export function sign(secret: string, id: string, timestamp: number | string, body: string): string {
   const mac = createHmac("sha256", secretKey(secret)).update(`${id}.${timestamp}.${body}`).digest("base64");
   return `v1,${mac}`;
 }
