@@ -8,7 +8,8 @@ export const systemClock: Clock = () => Math.floor(Date.now() / 1000);
 
 /** `1779437280` → `"2026-05-22T08:08:00Z"`. */
 export function toIso(seconds: number): string {
-  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+  // toISOString is always `YYYY-MM-DDTHH:MM:SS.sssZ` for the years Belfry accepts.
+  return `${new Date(seconds * 1000).toISOString().slice(0, 19)}Z`;
 }
 
 export function toIsoOrNull(seconds: number | null): string | null {

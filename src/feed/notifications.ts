@@ -110,9 +110,18 @@ function pageQuery(byType: boolean, read: boolean | undefined, marked: boolean) 
 function preparePage(byType: boolean, read: boolean | undefined, marked: boolean) {
   return prepared(
     (db, userId: number, type: string, readThroughId: number, limit: number, offset: number) => {
+      // Until a user's first mark-all-read a row's own `read_at` is the whole story.
       let query = db
         .selectFrom("notifications")
-        .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
+        .select((eb) => [
+          "id",
+          "type",
+          "title",
+          "body",
+          "link",
+          marked ? effectiveReadAt(eb, readThroughId) : "read_at",
+          "created_at",
+        ])
         .where("user_id", "=", userId);
       if (byType) query = query.where("type", "=", type);
       if (read !== undefined) query = whereRead(query, read, readThroughId, marked);

@@ -10,21 +10,24 @@ type Notifications = ExpressionBuilder<Database, "notifications">;
 
 /**
  * A row's read time: its own `read_at`, else the time of the first mark-all-read that covers it
- * (one primary-key probe per returned row), else null.
+ * (one primary-key probe per returned row at or below `readThroughId`, when that is given), else
+ * null.
  */
-export const effectiveReadAt = (eb: Notifications) =>
-  eb.fn
-    .coalesce(
-      "notifications.read_at",
-      eb
-        .selectFrom("feed_read_marks as m")
-        .select("m.at")
-        .whereRef("m.user_id", "=", "notifications.user_id")
-        .whereRef("m.max_id", ">=", "notifications.id")
-        .orderBy("m.max_id")
-        .limit(1),
-    )
-    .as("read_at");
+export function effectiveReadAt(eb: Notifications, readThroughId?: number) {
+  const mark = eb
+    .selectFrom("feed_read_marks as m")
+    .select("m.at")
+    .whereRef("m.user_id", "=", "notifications.user_id")
+    .whereRef("m.max_id", ">=", "notifications.id")
+    .orderBy("m.max_id")
+    .limit(1);
+  // Knowing the user's read-through id, rows above it skip the probe.
+  const covered =
+    readThroughId === undefined
+      ? mark
+      : eb.case().when("notifications.id", "<=", readThroughId).then(mark).end();
+  return eb.fn.coalesce("notifications.read_at", covered).as("read_at");
+}
 
 /**
  * Keeps read (`read = true`) or unread rows. Until the user's first mark-all-read (`marked`
