@@ -218,6 +218,18 @@ for (const [name, path] of [
   ]);
 }
 
+// Mark-all-read of the big user's unread rows (all of them): constant work, whatever their number.
+const before = (await (
+  await fetch(`${belfry.url}/api/v1/me/notifications/unread-count`, { headers: auth(big) })
+).json()) as {
+  count: number;
+};
+const markStarted = performance.now();
+const marked = (await (
+  await fetch(`${belfry.url}/api/v1/me/notifications/mark-all-read`, { method: "POST", headers: auth(big) })
+).json()) as { marked_read: number };
+const markMs = performance.now() - markStarted;
+
 const peakRss = rss.stop();
 belfry.proc.kill("SIGTERM");
 bare.proc.kill("SIGTERM");
@@ -239,7 +251,10 @@ table(
   ],
   sizes,
 );
-console.log(`\nBelfry peak RSS under load: ${Math.round(peakRss / 1024)} MB`);
+console.log(
+  `\nmark-all-read of ${fmt(marked.marked_read)} unread rows (of ${fmt(before.count)}): ${markMs.toFixed(1)} ms, one request`,
+);
+console.log(`Belfry peak RSS under load: ${Math.round(peakRss / 1024)} MB`);
 process.exit(0);
 
 // ---------------------------------------------------------------------------------------------

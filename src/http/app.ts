@@ -6,6 +6,7 @@ import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
 import { adminAuth, userAuth } from "./auth.js";
 import { registerErrorHandling, send } from "./error-handler.js";
 import { registerJsonParser } from "./json-parser.js";
+import { lazyChildLogger } from "./logger.js";
 import { adminRoutes } from "./routes/admin.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
@@ -48,6 +49,7 @@ export async function buildApp({
   const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
   const app = Fastify({
     logger,
+    ...(logger !== false && { childLoggerFactory: lazyChildLogger }),
     bodyLimit: BODY_LIMIT,
     // Long path parameters reach the routes, which answer 404 (or 403) as the SPEC says, instead
     // of the router's 400.
