@@ -1,3 +1,4 @@
+import type Sqlite from "better-sqlite3";
 import { sql } from "kysely";
 import type { Tx } from "./transaction.js";
 
@@ -17,14 +18,11 @@ export interface BulkInsert<R> {
   returning?: readonly string[];
 }
 
-/** Rows per SQLite statement: far below its bound-parameter limit. */
-const SQLITE_CHUNK = 500;
-
 /**
  * Inserts many rows in few statements, without building a query object per row: on PostgreSQL
  * one `INSERT … SELECT * FROM unnest($1::type[], …)` (one bound array per column, so the
- * statement is the same whatever the row count), on SQLite multi-row VALUES in chunks. Measured
- * on 1,000-row batches this took PostgreSQL inserts from ~58 µs to a few µs per row.
+ * statement is the same whatever the row count), on SQLite a prepared single-row statement run
+ * synchronously per row.
  */
 export async function insertMany<R, Out = Record<string, unknown>>(
   tx: Tx,
@@ -45,13 +43,41 @@ export async function insertMany<R, Out = Record<string, unknown>>(
     const query = sql<Out>`insert into ${sql.table(spec.table)} (${names}) select * from unnest(${sql.join(arrays)})${conflict}${returning}`;
     return (await query.execute(tx.trx)).rows;
   }
+  // SQLite: one prepared statement run per row on the connection this transaction holds —
+  // synchronous and cheap, where building a multi-row query costs more than the inserts.
+  const raw = tx.sqlite;
+  if (!raw) throw new Error("insertMany on SQLite needs the store's connection");
+  const text = [
+    `insert into "${spec.table}" (${spec.columns.map((c) => `"${c.name}"`).join(", ")})`,
+    `values (${spec.columns.map(() => "?").join(", ")})`,
+    spec.skipConflictsOn ? `on conflict ("${spec.skipConflictsOn}") do nothing` : "",
+    spec.returning ? `returning ${spec.returning.map((c) => `"${c}"`).join(", ")}` : "",
+  ].join(" ");
+  const statement = statementFor(raw, text);
   const out: Out[] = [];
-  for (let i = 0; i < spec.rows.length; i += SQLITE_CHUNK) {
-    const values = spec.rows
-      .slice(i, i + SQLITE_CHUNK)
-      .map((r) => sql`(${sql.join(spec.columns.map((c) => r[c.name] ?? null))})`);
-    const query = sql<Out>`insert into ${sql.table(spec.table)} (${names}) values ${sql.join(values)}${conflict}${returning}`;
-    out.push(...(await query.execute(tx.trx)).rows);
+  for (const row of spec.rows) {
+    const values = spec.columns.map((c) => row[c.name] ?? null);
+    if (!spec.returning) statement.run(values);
+    else {
+      const returned = statement.get(values) as Out | undefined;
+      if (returned) out.push(returned);
+    }
   }
   return out;
+}
+
+const statements = new WeakMap<object, Map<string, Sqlite.Statement>>();
+
+function statementFor(db: NonNullable<Tx["sqlite"]>, text: string) {
+  let cache = statements.get(db);
+  if (!cache) {
+    cache = new Map();
+    statements.set(db, cache);
+  }
+  let statement = cache.get(text);
+  if (!statement) {
+    statement = db.prepare(text);
+    cache.set(text, statement);
+  }
+  return statement;
 }

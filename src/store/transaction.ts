@@ -8,6 +8,8 @@ export interface Tx {
   readonly trx: Transaction<Database>;
   readonly dialect: Dialect;
   readonly changes: Changes;
+  /** The embedded store's connection, which this transaction holds (see `Store.sqlite`). */
+  readonly sqlite?: Store["sqlite"];
 }
 
 /**
@@ -17,7 +19,9 @@ export interface Tx {
  */
 export async function transact<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const changes = emptyChanges();
-  const result = await store.db.transaction().execute((trx) => fn({ trx, dialect: store.dialect, changes }));
+  const result = await store.db
+    .transaction()
+    .execute((trx) => fn({ trx, dialect: store.dialect, changes, sqlite: store.sqlite }));
   if (hasChanges(changes)) await store.bus.publish(changes);
   return result;
 }
