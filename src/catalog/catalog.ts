@@ -20,11 +20,10 @@ export interface Rendered {
   link: string | null;
 }
 
-/** What recipients are computed from: the event, the user it is about, who raised it, org lookups. */
+/** What recipients are computed from: the event, the user it is about, org lookups. */
 export interface RecipientContext<D> {
   data: D;
   userId: number | null;
-  actorUserId: number | null;
   /** Ids of the org's owners and admins. */
   orgManagers(orgId: number): Promise<number[]>;
 }

@@ -1,5 +1,6 @@
 import { sql } from "kysely";
 import { feedOf, type RecipientContext, webhookRecipientsOf } from "../catalog/catalog.js";
+import { lockFeeds } from "../feed/feed-lock.js";
 import { insertMany } from "../store/insert-many.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import type { Tx } from "../store/transaction.js";
@@ -44,7 +45,6 @@ function recipientContext(tx: Tx, input: EventInput): RecipientContext<unknown> 
   return {
     data: input.data,
     userId: input.userId,
-    actorUserId: input.actorUserId ?? null,
     orgManagers: async (orgId: number) =>
       (
         await tx.trx
@@ -60,14 +60,7 @@ function recipientContext(tx: Tx, input: EventInput): RecipientContext<unknown> 
 async function addToFeeds(tx: Tx, plans: { event: RecordedEvent; feedTo: number[] }[]): Promise<number[]> {
   const users = unique(plans.flatMap((p) => p.feedTo)).sort((a, b) => a - b);
   if (users.length === 0) return plans.map(() => 0);
-  // The feed lock of every recipient, in ascending user order (as every writer takes them).
-  const lock = tx.trx
-    .selectFrom("feed_states")
-    .select(["user_id", "muted_types"])
-    .where("user_id", "in", users)
-    .orderBy("user_id");
-  const states = await (tx.dialect === "postgres" ? lock.forUpdate() : lock).execute();
-  const muted = new Map(states.map((s) => [s.user_id, JSON.parse(s.muted_types) as string[]]));
+  const states = await lockFeeds(tx, users);
 
   const rows = [];
   const added = [];
@@ -78,7 +71,7 @@ async function addToFeeds(tx: Tx, plans: { event: RecordedEvent; feedTo: number[
       continue;
     }
     const { title, body, link } = { ...feed.render(event.input.data), ...event.input.overrides };
-    const to = feedTo.filter((userId) => !muted.get(userId)?.includes(event.input.type));
+    const to = feedTo.filter((userId) => !states.get(userId)?.mutedTypes.includes(event.input.type));
     for (const userId of to) {
       rows.push({
         user_id: userId,

@@ -15,19 +15,30 @@ export interface FeedState {
  * on). On SQLite the transaction already holds the database's write lock (`BEGIN IMMEDIATE`).
  */
 export async function lockFeed(tx: Tx, userId: number): Promise<FeedState> {
+  const state = (await lockFeeds(tx, [userId])).get(userId);
+  if (!state) throw new Error(`user ${userId} has no feed state`);
+  return state;
+}
+
+/** {@link lockFeed} for several users at once, taken in ascending user order as every writer does. */
+export async function lockFeeds(tx: Tx, userIds: number[]): Promise<Map<number, FeedState>> {
   const query = tx.trx
     .selectFrom("feed_states")
-    .select(["version", "muted_types", "read_through_id", "last_id"])
-    .where("user_id", "=", userId);
-  const row = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirstOrThrow(
-    () => new Error(`user ${userId} has no feed state`),
+    .select(["user_id", "version", "muted_types", "read_through_id", "last_id"])
+    .where("user_id", "in", userIds)
+    .orderBy("user_id");
+  const rows = await (tx.dialect === "postgres" ? query.forUpdate() : query).execute();
+  return new Map(
+    rows.map((row) => [
+      row.user_id,
+      {
+        version: row.version,
+        mutedTypes: JSON.parse(row.muted_types) as string[],
+        readThroughId: row.read_through_id,
+        lastId: row.last_id,
+      },
+    ]),
   );
-  return {
-    version: row.version,
-    mutedTypes: JSON.parse(row.muted_types) as string[],
-    readThroughId: row.read_through_id,
-    lastId: row.last_id,
-  };
 }
 
 /**

@@ -136,17 +136,6 @@ export async function unreadCount(deps: Deps, userId: number): Promise<{ count: 
   return { count: state.unread, version: state.version };
 }
 
-/** The user's feed version alone: what a conditional request compares with its ETag. */
-export async function feedVersion(deps: Deps, userId: number): Promise<number> {
-  const [row] = await versionOf(deps.store.db, userId);
-  if (!row) throw new Error(`user ${userId} has no feed state`);
-  return row.version;
-}
-
-const versionOf = prepared((db, userId: number) =>
-  db.selectFrom("feed_states").select("version").where("user_id", "=", userId),
-);
-
 const stateQuery = (db: Executor, userId: number, type?: string) =>
   db
     .selectFrom("feed_states as s")

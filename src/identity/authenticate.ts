@@ -10,9 +10,9 @@ export interface Principal {
   orgId: number | null;
   /**
    * The user's feed version, read in the same statement as the key, so a poll answered 304 needs
-   * no other query. Absent for ticket-opened streams.
+   * no other query.
    */
-  feedVersion?: number;
+  feedVersion: number;
 }
 
 /**

@@ -51,10 +51,11 @@ export async function redeemTicket(deps: Deps, ticket: string): Promise<Principa
     .executeTakeFirst();
   if (!used) throw unauthenticated("This stream ticket is unknown, used or expired.");
   const key = await deps.store.db
-    .selectFrom("api_keys")
-    .select(["org_id", "revoked_at"])
-    .where("id", "=", used.key_id)
+    .selectFrom("api_keys as k")
+    .innerJoin("feed_states as s", "s.user_id", "k.user_id")
+    .select(["k.org_id", "k.revoked_at", "s.version"])
+    .where("k.id", "=", used.key_id)
     .executeTakeFirstOrThrow();
   if (key.revoked_at !== null) throw unauthenticated("This API key has been revoked.");
-  return { userId: used.user_id, keyId: used.key_id, orgId: key.org_id };
+  return { userId: used.user_id, keyId: used.key_id, orgId: key.org_id, feedVersion: key.version };
 }

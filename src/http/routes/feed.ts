@@ -2,7 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { Deps } from "../../deps.js";
 import { MarkAllReadResult, MarkReadResult, markAllRead, markRead, NOT_YOURS } from "../../feed/mark-read.js";
 import {
-  feedVersion,
   listNotifications,
   NotificationPage,
   parseFeedQuery,
@@ -24,7 +23,7 @@ export async function feedRoutes(app: FastifyInstance, deps: Deps, pollIntervalS
    */
   const unchanged = async (request: FastifyRequest, reply: FastifyReply, userId: number) => {
     if (!request.headers["if-none-match"]) return false;
-    const version = principal(request).feedVersion ?? (await feedVersion(deps, userId));
+    const version = principal(request).feedVersion;
     const etag = feedEtag(userId, version);
     if (!notModified(request, etag)) return false;
     setFeedHeaders(reply, etag, version, pollIntervalS);
