@@ -29,7 +29,7 @@ export async function startServer(
   const store = openStore(config.databaseUrl, {
     poolSize: config.pgPoolSize,
     onPoolError: (error) =>
-      app?.log.warn({ err: { message: error.message } }, "idle database connection failed"),
+      app?.log.warn({ err: { message: error.message } }, "database connection failed"),
   });
   try {
     await migrate(store);

@@ -105,7 +105,11 @@ function openPostgres(url: string, { poolSize = 10, onPoolError, onBusError, log
     connectionTimeoutMillis: 5000,
     application_name: "belfry",
   });
+  // An idle client's error reaches the pool's "error" event; a checked-out client's reaches only
+  // the client itself, and an "error" event nobody listens to kills the process. So every client
+  // gets a listener of its own: the query in flight fails (→ 503) and the pool drops the client.
   pool.on("error", (error) => onPoolError?.(error));
+  pool.on("connect", (client) => client.on("error", (error) => onPoolError?.(error)));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
   const bus = pgBus(url, pool, onBusError);
   const u = new URL(url);
@@ -137,7 +141,7 @@ export function isUnavailable(error: unknown): boolean {
     /^(08|57P|53)/.test(code) || // connection exceptions, operator shutdown, insufficient resources
     ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"].includes(code) ||
     /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN)/.test(code) ||
-    /timeout exceeded when trying to connect|Connection terminated|driver has already been destroyed/i.test(
+    /timeout exceeded when trying to connect|Connection terminated|driver has already been destroyed|not queryable|connection has been discarded/i.test(
       message,
     )
   );
