@@ -28,8 +28,7 @@ export async function startServer(
   let app: FastifyInstance | undefined;
   const store = openStore(config.databaseUrl, {
     poolSize: config.pgPoolSize,
-    onPoolError: (error) =>
-      app?.log.warn({ err: { message: error.message } }, "database connection failed"),
+    onPoolError: (error) => app?.log.warn({ err: { message: error.message } }, "database connection failed"),
   });
   try {
     await migrate(store);

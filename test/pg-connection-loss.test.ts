@@ -63,7 +63,9 @@ describe.runIf(BACKENDS.includes("postgres"))("PostgreSQL connections dropped un
       // Serving again, and every acknowledged event is stored exactly once.
       const after = await call(server.url, "POST", "/admin/v1/events", ADMIN, event("loss-after"));
       expect(after.status).toBe(202);
-      const stored = await admin.query<{ id: string }>("select idempotency_key as id from events where idempotency_key like 'loss-%'");
+      const stored = await admin.query<{ id: string }>(
+        "select idempotency_key as id from events where idempotency_key like 'loss-%'",
+      );
       const ids = new Set(stored.rows.map((r) => r.id));
       expect(acknowledged.filter((id) => !ids.has(id))).toEqual([]);
       const counted = await admin.query<{ n: number }>(
