@@ -2,7 +2,7 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDeps } from "../src/deps.js";
 import { buildApp } from "../src/http/app.js";
-import { loggerOptions } from "../src/http/logger.js";
+import { loggerOptions, redactUrl } from "../src/http/logger.js";
 import { openStore } from "../src/store/store.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
 import { ADMIN_TOKEN, isEnvelope } from "./support/harness.js";
@@ -83,6 +83,19 @@ describe.each(BACKENDS)("logs on %s", (backend) => {
       const listed = await app.inject({ method: "GET", url: "/api/v1/me/notifications", headers: auth(key) });
       await app.inject({ method: "GET", url: "/api/v1/me/notifications", headers: auth(`${key}x`) });
       await app.inject({ method: "GET", url: "/admin/v1/nope", headers: auth(ADMIN_TOKEN) });
+      // A ticket is a credential in the URL; it is redacted whatever the spelling of its name.
+      const ticket = (
+        await app.inject({
+          method: "POST",
+          url: "/api/v1/me/notifications/stream-tickets",
+          headers: auth(key),
+        })
+      ).json().ticket as string;
+      const twice = await app.inject({
+        method: "GET",
+        url: `/api/v1/me/notifications/stream?ticket=&%74icket=${ticket}`,
+      });
+      expect(twice.statusCode).toBe(400);
 
       const lines = text
         .trim()
@@ -93,8 +106,28 @@ describe.each(BACKENDS)("logs on %s", (backend) => {
       expect(text).not.toContain(key);
       expect(text).not.toContain(key.slice(3));
       expect(text).not.toContain(ADMIN_TOKEN);
+      expect(text).not.toContain(ticket.slice(4));
     } finally {
       await app.close();
     }
+  });
+});
+
+describe("redactUrl", () => {
+  it("redacts a ticket by its decoded name, in any spelling or position", () => {
+    const t = "bft_secret";
+    for (const url of [
+      `/s?ticket=${t}`,
+      `/s?a=1&ticket=${t}&b=2`,
+      `/s?ticket=&%74icket=${t}`,
+      `/s?%74icket=${t}`,
+      `/s?TICKET=${t}`,
+      `/s?%74%69%63%6B%65%74=${t}`,
+      `/s?ticket%=${t}`,
+    ]) {
+      expect(redactUrl(url), url).not.toContain("secret");
+    }
+    expect(redactUrl("/s?page=2&type=x")).toBe("/s?page=2&type=x");
+    expect(redactUrl("/api/v1/me/notifications")).toBe("/api/v1/me/notifications");
   });
 });

@@ -1,8 +1,32 @@
 import type { FastifyBaseLogger, FastifyRequest, FastifyServerOptions } from "fastify";
 import type { FastifyChildLoggerFactory } from "fastify/types/logger.js";
 
-/** A URL as logged: a stream ticket in the query is a credential, so its value is replaced. */
-export const redactUrl = (url: string) => url.replace(/([?&]ticket=)[^&#]*/gi, "$1[redacted]");
+/**
+ * A URL as logged: a stream ticket in the query is a credential, so its value is replaced. Names
+ * are compared decoded, as the query parser reads them (`%74icket=` is `ticket=`); a name that
+ * cannot be decoded is redacted too, since it cannot be told apart.
+ */
+export function redactUrl(url: string): string {
+  const q = url.indexOf("?");
+  if (q === -1) return url;
+  const params = url
+    .slice(q + 1)
+    .split("&")
+    .map((param) => {
+      const eq = param.indexOf("=");
+      if (eq === -1) return param;
+      return isTicketName(param.slice(0, eq)) ? `${param.slice(0, eq)}=[redacted]` : param;
+    });
+  return `${url.slice(0, q)}?${params.join("&")}`;
+}
+
+function isTicketName(name: string): boolean {
+  try {
+    return decodeURIComponent(name.replaceAll("+", " ")).trim().toLowerCase() === "ticket";
+  } catch {
+    return true;
+  }
+}
 
 /**
  * The server's pino options: JSON lines at `level`, with request ids, and never a credential —
