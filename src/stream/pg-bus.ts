@@ -15,7 +15,8 @@ export type BusLog = (message: string, error: unknown) => void;
  *   transaction takes a global lock that serialises every writer), once per transaction (the
  *   change is already coalesced), with ids only and under the 8000-byte payload limit;
  * - each process keeps one dedicated listening connection, opened on the first subscription,
- *   which reconnects by itself and then tells subscribers to resync (they may have missed changes).
+ *   which reconnects by itself; once it listens (the first time too) it tells subscribers to
+ *   resync, since changes committed before it was ready were announced to nobody here.
  */
 export function pgBus(connectionString: string, pool: pg.Pool, log: BusLog = () => {}): ChangeBus {
   const origin = randomBytes(8).toString("hex");
@@ -26,7 +27,6 @@ export function pgBus(connectionString: string, pool: pg.Pool, log: BusLog = () 
 
   const listen = async () => {
     let backoff = 100;
-    let connectedBefore = false;
     while (!closed) {
       const c = new pg.Client({
         connectionString,
@@ -50,8 +50,9 @@ export function pgBus(connectionString: string, pool: pg.Pool, log: BusLog = () 
         await c.query(`listen ${CHANNEL}`);
         client = c;
         backoff = 100;
-        if (connectedBefore) listeners.emit({ resync: true });
-        connectedBefore = true;
+        // Resync after every LISTEN, the first included: a subscriber that came before the
+        // listener was ready (or while it was reconnecting) may have missed a NOTIFY meanwhile.
+        listeners.emit({ resync: true });
         await ended;
       } catch (error) {
         if (!closed) log("change bus listener cannot connect; retrying", error);
