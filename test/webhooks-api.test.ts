@@ -238,15 +238,15 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
     expect(await total(u)).toBe(0);
   });
 
-  it("allows 20 endpoints per user, then 409; deleting one frees a slot", async () => {
+  it("allows 20 endpoints per user, then 400; deleting one frees a slot", async () => {
     const u = await h.userWithKey();
     const ids: number[] = [];
     for (let i = 0; i < 20; i++) ids.push((await create(u)).id);
-    expectEnvelope(await post(u, { url: HOOK }), 409, "conflict_error");
+    expectEnvelope(await post(u, { url: HOOK }), 400, "invalid_request_error");
     await create(await h.userWithKey());
     expect((await api("DELETE", `/${ids[0]}`, u.key)).status).toBe(204);
     await create(u);
-    expectEnvelope(await post(u, { url: HOOK }), 409, "conflict_error");
+    expectEnvelope(await post(u, { url: HOOK }), 400, "invalid_request_error");
     expect(await total(u)).toBe(20);
   });
 

@@ -1,7 +1,7 @@
 import { type Static, Type } from "typebox";
 import { EVENT_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
-import { conflict, notFound } from "../errors.js";
+import { invalidRequest, notFound } from "../errors.js";
 import type { WebhookEndpointRow } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
@@ -102,7 +102,9 @@ export async function createEndpoint(deps: Deps, userId: number, body: unknown) 
       .where("deleted_at", "is", null)
       .executeTakeFirstOrThrow();
     if (Number(n) >= MAX_ENDPOINTS_PER_USER) {
-      throw conflict(`A user can have at most ${MAX_ENDPOINTS_PER_USER} webhook endpoints.`);
+      throw invalidRequest(
+        `A user can have at most ${MAX_ENDPOINTS_PER_USER} webhook endpoints; delete one to add another.`,
+      );
     }
     const row = await tx.trx
       .insertInto("webhook_endpoints")
