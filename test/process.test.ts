@@ -84,6 +84,57 @@ describe.each(BACKENDS)("the server process on %s", (backend) => {
     }
   });
 
+  it("answers every request already sent when SIGTERM arrives (20 concurrent ingests)", async () => {
+    const env = { DATABASE_URL: await database(), BELFRY_ADMIN_TOKEN: ADMIN };
+    const server = await spawnServer(env);
+    const user = (await call(server.url, "POST", "/admin/v1/users", ADMIN, { email: "drain@example.com" }))
+      .json;
+    const event = (i: number) =>
+      JSON.stringify({
+        id: `drain-${i}`,
+        type: "system.payment.received",
+        user_id: user.id,
+        data: { amount_cents: 1, balance_cents: 1 },
+      });
+    // Each on its own connection; the signal goes once every request has been written whole.
+    const sent: Promise<void>[] = [];
+    const answers = Array.from({ length: 20 }, (_, i) => {
+      const body = event(i);
+      return new Promise<number | string>((resolve) => {
+        const req = request(`${server.url}/admin/v1/events`, {
+          method: "POST",
+          agent: false,
+          headers: {
+            authorization: `Bearer ${ADMIN}`,
+            "content-type": "application/json",
+            "content-length": Buffer.byteLength(body),
+          },
+        });
+        sent.push(new Promise((done) => req.on("finish", done)));
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? "error"));
+        req.end(body);
+      });
+    });
+    await Promise.all(sent);
+    const exit = server.sigterm();
+    expect(await Promise.all(answers)).toEqual(Array(20).fill(202));
+    expect(await exit).toBe(0);
+
+    const again = await spawnServer(env);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const r = await call(again.url, "POST", "/admin/v1/events", ADMIN, JSON.parse(event(i)));
+        expect(r.json.duplicate).toBe(true);
+      }
+    } finally {
+      await again.kill9();
+    }
+  });
+
   it("runs the admin CLI on the same library functions and store", async () => {
     const env = { DATABASE_URL: await database() };
     const migrated = await runCli(["migrate"], env);
