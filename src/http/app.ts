@@ -29,6 +29,21 @@ export interface AppOptions {
   stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
+  /** How long a client may take to send its headers, and its whole request. */
+  timeouts?: { headersMs: number; bodyMs: number };
+}
+
+/** What Node's HTTP parser errors (raised before a request exists) are answered with. */
+function clientErrorAnswer(code: string | undefined) {
+  if (code === "HPE_HEADER_OVERFLOW")
+    return {
+      status: 431,
+      reason: "Request Header Fields Too Large",
+      message: "The request headers are too large.",
+    };
+  if (code === "ERR_HTTP_REQUEST_TIMEOUT")
+    return { status: 408, reason: "Request Timeout", message: "The request was not received in time." };
+  return { status: 400, reason: "Bad Request", message: "The request could not be parsed as HTTP." };
 }
 
 /** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
@@ -48,6 +63,7 @@ export async function buildApp({
   pollIntervalS = 60,
   stream = {},
   logger = false,
+  timeouts = { headersMs: 10_000, bodyMs: 30_000 },
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
@@ -59,6 +75,10 @@ export async function buildApp({
     // of the router's 400.
     routerOptions: { maxParamLength: 8192 },
     genReqId: requestIds(),
+    // Slow clients: headers within 10 s and the whole request within 30 s, or the connection is
+    // answered 408 and closed (checked every second, not Node's default 30 s).
+    requestTimeout: timeouts.bodyMs,
+    http: { headersTimeout: timeouts.headersMs, connectionsCheckingInterval: 1000 },
     // Requests already sent when shutdown begins are served (their answers close the connection),
     // not refused with a 503 that would not even carry the envelope.
     return503OnClosing: false,
@@ -69,18 +89,10 @@ export async function buildApp({
     // Content-Length and Transfer-Encoding…) get the envelope too.
     clientErrorHandler: (error, socket) => {
       if (!socket.writable) return;
-      const status = (error as { code?: string }).code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
-      const body = JSON.stringify({
-        error: {
-          type: "invalid_request_error",
-          message:
-            status === 431
-              ? "The request headers are too large."
-              : "The request could not be parsed as HTTP.",
-        },
-      });
+      const { status, reason, message } = clientErrorAnswer((error as { code?: string }).code);
+      const body = JSON.stringify({ error: { type: "invalid_request_error", message } });
       socket.end(
-        `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+        `HTTP/1.1 ${status} ${reason}\r\n` +
           `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
       );
     },
@@ -112,14 +124,14 @@ export async function buildApp({
 
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => {
-    scope.addHook("preValidation", userAuth(deps));
+    scope.addHook("onRequest", userAuth(deps));
     await feedRoutes(scope, deps, pollIntervalS);
     await orgKeyRoutes(scope, deps);
     await webhookRoutes(scope, deps);
   });
   await app.register(async (scope) => streamRoutes(scope, deps, hub, streamOptions));
   await app.register(async (scope) => {
-    scope.addHook("preValidation", adminAuth(adminToken));
+    scope.addHook("onRequest", adminAuth(adminToken));
     await adminRoutes(scope, deps);
   });
   return app;

@@ -12,15 +12,15 @@ declare module "fastify" {
 }
 
 /**
- * A `preValidation` hook for user routes: resolves the Bearer key to its user. It runs after the
- * route is matched and the body read, so unknown routes (404) and oversized bodies (413) are
- * answered before authentication, as SPEC §2 orders.
+ * An `onRequest` hook for user routes: resolves the Bearer key to its user. It runs once the route
+ * is matched (unknown routes are a 404 first) and after the size check (413 first), but before
+ * the body is read: a stranger cannot make the server hold a body.
  */
 export const userAuth = (deps: Deps) => async (request: FastifyRequest, _reply: FastifyReply) => {
   request.principal = await authenticateKey(deps, request.headers.authorization);
 };
 
-/** A `preValidation` hook for `/admin/v1/*`: the Bearer token must be `BELFRY_ADMIN_TOKEN`. */
+/** An `onRequest` hook for `/admin/v1/*`: the Bearer token must be `BELFRY_ADMIN_TOKEN`. */
 export const adminAuth = (adminToken: string) => async (request: FastifyRequest, _reply: FastifyReply) => {
   const token = bearerToken(request.headers.authorization);
   if (token === undefined || !sameSecret(token, adminToken))

@@ -18,6 +18,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
 }
 
 export function send(reply: FastifyReply, error: ApiError): void {
+  // Refused before its body was read (authentication, size): close rather than read the rest.
+  if (!reply.request.raw.complete) reply.header("connection", "close");
   void reply
     .code(error.status)
     .headers(error.headers)

@@ -17,7 +17,8 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
   app.post(
     "/api/v1/me/notifications/stream-tickets",
     {
-      preValidation: [userAuth(deps), noBody],
+      onRequest: userAuth(deps),
+      preValidation: noBody,
       schema: { response: { 200: StreamTicket } },
     },
     (request) => createTicket(deps, principal(request)),
@@ -26,7 +27,9 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
   app.get(
     "/api/v1/me/notifications/stream",
     {
-      preValidation: async (request) => {
+      // A HEAD would open a stream that never ends; it is not a route.
+      exposeHeadRoute: false,
+      onRequest: async (request) => {
         const ticket = singleParam(request.query as Query, "ticket");
         request.principal =
           ticket !== undefined
