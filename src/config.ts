@@ -18,7 +18,38 @@ export interface Config {
   /** Seconds between heartbeats on live streams. */
   readonly sseHeartbeatS: number;
   readonly webhooks: WebhookConfig;
+  readonly limits: LimitConfig;
 }
+
+/** What one client may make an instance do or hold (the `BELFRY_*` limit variables). */
+export interface LimitConfig {
+  /** `/api/v1/*` requests a minute per credential; 0 = no limit. */
+  readonly ratePerMinute: number;
+  /** Failed authentications a minute per client address; 0 = no limit. */
+  readonly authFailuresPerMinute: number;
+  /** Shares the rate-limit counts between instances (`redis://…`); unset → per instance. */
+  readonly redisUrl: string | undefined;
+  /** Live streams one credential may hold open on one instance. */
+  readonly streamsPerCredential: number;
+  /** Open connections one instance accepts; more are refused. */
+  readonly maxConnections: number;
+  /** A client must send its headers within this, and its whole request within `bodyTimeoutMs`. */
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  /** Take the client address from `X-Forwarded-For` (behind a load balancer): `true`, or the proxies' CIDRs. */
+  readonly trustProxy: boolean | string;
+}
+
+export const DEFAULT_LIMITS: LimitConfig = {
+  ratePerMinute: 600,
+  authFailuresPerMinute: 60,
+  redisUrl: undefined,
+  streamsPerCredential: 10,
+  maxConnections: 10_000,
+  headersTimeoutMs: 10_000,
+  bodyTimeoutMs: 30_000,
+  trustProxy: false,
+};
 
 /** Webhook delivery settings (the `BELFRY_WEBHOOK_*` variables). */
 export interface WebhookConfig {
@@ -75,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     pollIntervalS: integer("BELFRY_POLL_INTERVAL_S", text("BELFRY_POLL_INTERVAL_S"), 60, 1, 86400),
     sseHeartbeatS: integer("BELFRY_SSE_HEARTBEAT_S", text("BELFRY_SSE_HEARTBEAT_S"), 15, 1, 3600),
     webhooks: loadWebhookConfig(text),
+    limits: loadLimits(text),
     ...overrides,
   };
 }
@@ -117,6 +149,35 @@ function loadWebhookConfig(text: (name: string) => string | undefined): WebhookC
     pollMs: int("BELFRY_WEBHOOK_POLL_MS", d.pollMs, 10, 60_000),
     runWorker: boolean("BELFRY_WEBHOOK_WORKER", text("BELFRY_WEBHOOK_WORKER"), d.runWorker),
   };
+}
+
+function loadLimits(text: (name: string) => string | undefined): LimitConfig {
+  const d = DEFAULT_LIMITS;
+  const int = (name: string, fallback: number, min: number, max: number) =>
+    integer(name, text(name), fallback, min, max);
+  const redisUrl = text("BELFRY_REDIS_URL");
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl))
+    throw new ConfigError("BELFRY_REDIS_URL must be redis://host:port or rediss://…");
+  return {
+    ratePerMinute: int("BELFRY_RATE_LIMIT", d.ratePerMinute, 0, 1_000_000),
+    authFailuresPerMinute: int("BELFRY_AUTH_FAILURE_LIMIT", d.authFailuresPerMinute, 0, 1_000_000),
+    redisUrl,
+    streamsPerCredential: int("BELFRY_STREAMS_PER_KEY", d.streamsPerCredential, 1, 10_000),
+    maxConnections: int("BELFRY_MAX_CONNECTIONS", d.maxConnections, 1, 1_000_000),
+    headersTimeoutMs: int("BELFRY_HEADERS_TIMEOUT_MS", d.headersTimeoutMs, 100, 600_000),
+    bodyTimeoutMs: int("BELFRY_BODY_TIMEOUT_MS", d.bodyTimeoutMs, 100, 3_600_000),
+    trustProxy: trustProxy(text("BELFRY_TRUST_PROXY")),
+  };
+}
+
+function trustProxy(value: string | undefined): boolean | string {
+  if (value === undefined || value === "false") return false;
+  if (value === "true") return true;
+  const cidrs = value.split(",").map((v) => v.trim());
+  if (cidrs.every((c) => parseCidr(c) !== undefined || isIPv4(c) || isIPv6(c))) return cidrs.join(",");
+  throw new ConfigError(
+    `BELFRY_TRUST_PROXY must be true, false, or the addresses/CIDRs of your proxies, got "${value}"`,
+  );
 }
 
 function boolean(name: string, value: string | undefined, fallback: boolean): boolean {

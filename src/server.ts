@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
 import type { Config } from "./config.js";
 import { startDeliveryWorker } from "./delivery/worker.js";
 import { createDeps } from "./deps.js";
@@ -7,6 +8,31 @@ import { buildApp } from "./http/app.js";
 import { loggerOptions } from "./http/logger.js";
 import { migrate } from "./store/migrate.js";
 import { openStore, type Store } from "./store/store.js";
+
+/**
+ * The Redis client that shares rate-limit counts: it fails fast while Redis is away (no offline
+ * queue, 1 s budgets), so requests get a 503 at once instead of waiting, and reconnects by itself.
+ */
+async function connectRedis(url: string, onError: (error: Error) => void): Promise<Redis> {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1000,
+    commandTimeout: 1000,
+    retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
+  });
+  redis.on("error", onError);
+  // Until it is ready every limited request would be a 503: wait a moment for it at start (a
+  // Redis that is down then does not stop the server, which answers 503 until it returns).
+  await new Promise((resolve) => {
+    const timer = setTimeout(resolve, 3000);
+    redis.once("ready", () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+  });
+  return redis;
+}
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -26,6 +52,7 @@ export async function startServer(
   print: (line: string) => void = console.log,
 ): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
+  let redis: Redis | undefined;
   const store = openStore(config.databaseUrl, {
     poolSize: config.pgPoolSize,
     onPoolError: (error) => app?.log.warn({ err: { message: error.message } }, "database connection failed"),
@@ -34,12 +61,27 @@ export async function startServer(
     await migrate(store);
     const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;
     const deps = createDeps(store, { webhooks: config.webhooks });
+    const { limits } = config;
+    redis =
+      limits.redisUrl === undefined
+        ? undefined
+        : await connectRedis(limits.redisUrl, (error) =>
+            app?.log.warn({ err: { message: error.message } }, "redis failed"),
+          );
     app = await buildApp({
       deps,
       adminToken,
       pollIntervalS: config.pollIntervalS,
-      stream: { heartbeatS: config.sseHeartbeatS },
+      stream: { heartbeatS: config.sseHeartbeatS, maxPerCredential: limits.streamsPerCredential },
       logger: loggerOptions(config.logLevel),
+      limits: {
+        perCredentialPerMinute: limits.ratePerMinute,
+        authFailuresPerMinute: limits.authFailuresPerMinute,
+        ...(redis && { redis }),
+      },
+      timeouts: { headersMs: limits.headersTimeoutMs, bodyMs: limits.bodyTimeoutMs },
+      trustProxy: limits.trustProxy,
+      maxConnections: limits.maxConnections,
     });
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
@@ -59,11 +101,13 @@ export async function startServer(
       close: async () => {
         await running.close();
         await worker?.stop();
+        redis?.disconnect();
         await store.close();
       },
     };
   } catch (error) {
     await app?.close();
+    redis?.disconnect();
     await store.close();
     throw error;
   }

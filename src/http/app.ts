@@ -7,6 +7,7 @@ import { adminAuth, userAuth } from "./auth.js";
 import { registerErrorHandling, send } from "./error-handler.js";
 import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
+import { DEFAULT_RATE_LIMITS, type RateLimits, registerRateLimits } from "./rate-limits.js";
 import { adminRoutes } from "./routes/admin.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
@@ -31,6 +32,12 @@ export interface AppOptions {
   logger?: FastifyServerOptions["logger"];
   /** How long a client may take to send its headers, and its whole request. */
   timeouts?: { headersMs: number; bodyMs: number };
+  /** Request limits of `/api/v1/*`; default 600 a minute per credential, 60 failed logins. */
+  limits?: RateLimits;
+  /** Fastify's `trustProxy`: where the client address comes from behind a load balancer. */
+  trustProxy?: boolean | string;
+  /** Connections accepted at once; more are refused. */
+  maxConnections?: number;
 }
 
 /** What Node's HTTP parser errors (raised before a request exists) are answered with. */
@@ -64,9 +71,17 @@ export async function buildApp({
   stream = {},
   logger = false,
   timeouts = { headersMs: 10_000, bodyMs: 30_000 },
+  limits = DEFAULT_RATE_LIMITS,
+  trustProxy = false,
+  maxConnections = 10_000,
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
-  const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
+  const streamOptions: StreamOptions = {
+    heartbeatS: 15,
+    maxBufferBytes: 1024 * 1024,
+    maxPerCredential: 10,
+    ...stream,
+  };
   const app = Fastify({
     logger,
     ...(logger !== false && { childLoggerFactory: lazyChildLogger }),
@@ -75,6 +90,7 @@ export async function buildApp({
     // of the router's 400.
     routerOptions: { maxParamLength: 8192 },
     genReqId: requestIds(),
+    trustProxy,
     // Slow clients: headers within 10 s and the whole request within 30 s, or the connection is
     // answered 408 and closed (checked every second, not Node's default 30 s).
     requestTimeout: timeouts.bodyMs,
@@ -97,6 +113,7 @@ export async function buildApp({
       );
     },
   });
+  app.server.maxConnections = maxConnections;
   app.decorateRequest("principal", null);
   const connections = trackUnusedConnections(app.server);
   // Hooks on every request are callback-style: an async hook costs a promise per request, which
@@ -122,14 +139,20 @@ export async function buildApp({
   registerJsonParser(app);
   registerErrorHandling(app);
 
+  const limiter = await registerRateLimits(app, limits);
+
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => {
-    scope.addHook("onRequest", userAuth(deps));
+    scope.addHook("onRequest", limiter.perCredential);
+    scope.addHook("onRequest", limiter.guardAuthentication(userAuth(deps)));
     await feedRoutes(scope, deps, pollIntervalS);
     await orgKeyRoutes(scope, deps);
     await webhookRoutes(scope, deps);
   });
-  await app.register(async (scope) => streamRoutes(scope, deps, hub, streamOptions));
+  await app.register(async (scope) => {
+    scope.addHook("onRequest", limiter.perCredential);
+    await streamRoutes(scope, deps, hub, streamOptions, limiter);
+  });
   await app.register(async (scope) => {
     scope.addHook("onRequest", adminAuth(adminToken));
     await adminRoutes(scope, deps);

@@ -17,6 +17,8 @@ export interface StreamOptions {
    */
   maxBufferBytes: number;
   drainTimeoutMs?: number;
+  /** Streams one credential may hold open on this instance. */
+  maxPerCredential: number;
 }
 
 const DRAIN_TIMEOUT_MS = 5000;
@@ -24,14 +26,27 @@ const DRAIN_TIMEOUT_MS = 5000;
 /** The open streams of this process, so shutdown can end them. */
 export class StreamHub {
   readonly #streams = new Set<() => void>();
+  readonly #perCredential = new Map<number, number>();
 
-  add(close: () => void): () => void {
+  /** Registers an open stream of `credential`; returns what unregisters it. */
+  add(credential: number, close: () => void): () => void {
     this.#streams.add(close);
-    return () => this.#streams.delete(close);
+    this.#perCredential.set(credential, this.openFor(credential) + 1);
+    return () => {
+      if (!this.#streams.delete(close)) return;
+      const left = this.openFor(credential) - 1;
+      if (left > 0) this.#perCredential.set(credential, left);
+      else this.#perCredential.delete(credential);
+    };
   }
 
   get size(): number {
     return this.#streams.size;
+  }
+
+  /** Streams open here for one credential. */
+  openFor(credential: number): number {
+    return this.#perCredential.get(credential) ?? 0;
   }
 
   closeAll(): void {
@@ -189,7 +204,7 @@ export async function serveFeedStream(
     );
   }, options.heartbeatS * 1000);
   const unsubscribe = deps.store.bus.subscribe(onMessage);
-  const forget = hub.add(() => close());
+  const forget = hub.add(principal.keyId, () => close());
 
   function close() {
     if (closed) return;

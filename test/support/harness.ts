@@ -42,11 +42,17 @@ let counter = 0;
 export async function startHarness(
   backend: BackendName,
   deps: Partial<Deps> = {},
-  app: Pick<AppOptions, "pollIntervalS" | "stream" | "timeouts"> = {},
+  app: Pick<AppOptions, "pollIntervalS" | "stream" | "timeouts" | "limits"> = {},
 ): Promise<Harness> {
   const test = await openTestStore(backend);
   const fullDeps: Deps = createDeps(test.store, deps);
-  const fastify = await buildApp({ deps: fullDeps, adminToken: ADMIN_TOKEN, ...app });
+  // Suites send many requests from one address with one key; the limits have their own suite.
+  const fastify = await buildApp({
+    deps: fullDeps,
+    adminToken: ADMIN_TOKEN,
+    limits: { perCredentialPerMinute: 0, authFailuresPerMinute: 0 },
+    ...app,
+  });
   const request: Harness["request"] = async (method, url, { key, body, raw, headers = {} } = {}) => {
     const h: Record<string, string> = { ...headers };
     if (key !== undefined) h.authorization = `Bearer ${key}`;

@@ -1,6 +1,7 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Deps } from "../../deps.js";
-import { invalidRequest } from "../../errors.js";
+import { ApiError, invalidRequest } from "../../errors.js";
 import { authenticateKey } from "../../identity/authenticate.js";
 import { parseId } from "../../ids.js";
 import { type Query, singleParam } from "../../query-params.js";
@@ -8,16 +9,23 @@ import { type StreamHub, type StreamOptions, serveFeedStream } from "../../strea
 import { createTicket, redeemTicket, StreamTicket } from "../../stream/tickets.js";
 import { principal, userAuth } from "../auth.js";
 import { noBody } from "../no-body.js";
+import type { Limiter } from "../rate-limits.js";
 
 /**
  * The live stream (`GET /api/v1/me/notifications/stream`) and its tickets. The stream takes the
  * usual Bearer key, or `?ticket=` for browsers, whose EventSource cannot send headers.
  */
-export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: StreamHub, options: StreamOptions) {
+export async function streamRoutes(
+  app: FastifyInstance,
+  deps: Deps,
+  hub: StreamHub,
+  options: StreamOptions,
+  limiter: Limiter,
+) {
   app.post(
     "/api/v1/me/notifications/stream-tickets",
     {
-      onRequest: userAuth(deps),
+      onRequest: limiter.guardAuthentication(userAuth(deps)),
       preValidation: noBody,
       schema: { response: { 200: StreamTicket } },
     },
@@ -29,19 +37,29 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
     {
       // A HEAD would open a stream that never ends; it is not a route.
       exposeHeadRoute: false,
-      onRequest: async (request) => {
+      onRequest: limiter.guardAuthentication(async (request) => {
         const ticket = singleParam(request.query as Query, "ticket");
         request.principal =
           ticket !== undefined
             ? await redeemTicket(deps, ticket)
             : await authenticateKey(deps, request.headers.authorization);
-      },
+      }),
     },
     async (request, reply) => {
       const lastEventId = resumeFrom(request);
+      const credential = principal(request).keyId;
+      if (hub.openFor(credential) >= options.maxPerCredential)
+        throw new ApiError(
+          429,
+          "rate_limit_error",
+          `At most ${options.maxPerCredential} live streams may be open for one credential; close one first.`,
+          { "retry-after": "5" },
+        );
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
+        // What hooks set (rate-limit headers…): a hijacked reply does not send them itself.
+        ...(reply.getHeaders() as OutgoingHttpHeaders),
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
         connection: "keep-alive",

@@ -1,0 +1,125 @@
+import { createHash } from "node:crypto";
+import rateLimit from "@fastify/rate-limit";
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
+import type { Redis } from "ioredis";
+import { ApiError, unavailable } from "../errors.js";
+import { bearerToken } from "../identity/authenticate.js";
+
+/** The request limits of `/api/v1/*`. */
+export interface RateLimits {
+  /** Requests a minute per credential (key, session, stream ticket); 0 turns the limit off. */
+  perCredentialPerMinute: number;
+  /** Failed authentications a minute per client address; 0 turns the limit off. */
+  authFailuresPerMinute: number;
+  /** Shares the counts between instances; each instance counts alone without it. */
+  redis?: Redis;
+  /** Prefix of the counters' Redis keys (several deployments may share one Redis). */
+  namespace?: string;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = { perCredentialPerMinute: 600, authFailuresPerMinute: 60 };
+
+const WINDOW_MS = 60_000;
+
+/** A limiter's verdict, as `@fastify/rate-limit`'s `createRateLimit` gives it. */
+type Check = ReturnType<FastifyInstance["createRateLimit"]>;
+
+/** The hooks that apply the limits, for the scopes that serve `/api/v1/*`. */
+export interface Limiter {
+  /**
+   * Counts the request against its credential's budget and sets the `RateLimit-*` headers (on
+   * every answer, errors included); over the budget → 429 `rate_limit_error` with `Retry-After`.
+   */
+  perCredential: onRequestAsyncHookHandler;
+  /**
+   * Wraps an authenticating hook: a client address with too many failed authentications this
+   * minute is refused with 429 before its credential is even looked up, and each 401 counts.
+   */
+  guardAuthentication(
+    authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>,
+  ): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+}
+
+/**
+ * Registers `@fastify/rate-limit` (its Redis store when `limits.redis` is given) and returns the
+ * hooks that apply Belfry's two limits. Counting is a fixed one-minute window per credential,
+ * which allows bursts up to the whole minute's budget. A limiter store that fails (Redis down)
+ * answers 503 at once: ioredis is set up to fail fast rather than queue.
+ */
+export async function registerRateLimits(app: FastifyInstance, limits: RateLimits): Promise<Limiter> {
+  await app.register(rateLimit, {
+    global: false,
+    timeWindow: WINDOW_MS,
+    cache: 100_000,
+    skipOnError: false,
+    ...(limits.redis && { redis: limits.redis, nameSpace: limits.namespace ?? "belfry:rate:" }),
+  });
+  const perCredential = app.createRateLimit({
+    max: limits.perCredentialPerMinute,
+    keyGenerator: (request) => credentialKey(request),
+  });
+  const failures = app.createRateLimit({
+    max: limits.authFailuresPerMinute,
+    keyGenerator: (request) => `auth-failures:${request.ip}`,
+  });
+
+  return {
+    perCredential: async (request, reply) => {
+      if (limits.perCredentialPerMinute === 0) return;
+      const limit = await consult(perCredential, request);
+      reply.header("ratelimit-limit", limit.max);
+      reply.header("ratelimit-remaining", limit.remaining);
+      reply.header("ratelimit-reset", limit.ttlInSeconds);
+      if (limit.isExceeded)
+        throw tooManyRequests(limit.ttlInSeconds, "Too many requests for this credential");
+    },
+    guardAuthentication: (authenticate) => async (request, reply) => {
+      if (limits.authFailuresPerMinute === 0) return authenticate(request, reply);
+      const before = await consult(failures, request, false);
+      if (before.remaining === 0)
+        throw tooManyRequests(before.ttlInSeconds, "Too many failed authentications from this address");
+      try {
+        await authenticate(request, reply);
+      } catch (error) {
+        if (error instanceof ApiError && error.status === 401) await consult(failures, request);
+        throw error;
+      }
+    },
+  };
+}
+
+/** The limiter's answer, with a store failure turned into a 503. */
+async function consult(check: Check, request: FastifyRequest, increment = true) {
+  let limit: Awaited<ReturnType<Check>>;
+  try {
+    limit = await check(request, { increment });
+  } catch {
+    throw unavailable("The rate limiter is unavailable; retry shortly.");
+  }
+  if (limit.isAllowed) throw new Error("no allow-list is configured");
+  return limit;
+}
+
+function tooManyRequests(retryAfterS: number, what: string): ApiError {
+  const seconds = Math.max(1, retryAfterS);
+  return new ApiError(429, "rate_limit_error", `${what}; retry in ${seconds} s.`, {
+    "retry-after": String(seconds),
+  });
+}
+
+/**
+ * What a request is counted against: its Bearer credential or stream ticket, by a hash (the
+ * counter's key may sit in Redis, where a secret must not); without either, its client address.
+ */
+function credentialKey(request: FastifyRequest): string {
+  const secret =
+    bearerToken(request.headers.authorization) ??
+    ticketOf(request.query as Record<string, unknown> | undefined);
+  if (secret === undefined) return `address:${request.ip}`;
+  return `credential:${createHash("sha256").update(secret).digest("base64url").slice(0, 22)}`;
+}
+
+function ticketOf(query: Record<string, unknown> | undefined): string | undefined {
+  const ticket = query?.ticket;
+  return typeof ticket === "string" && ticket !== "" ? ticket : undefined;
+}
