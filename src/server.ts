@@ -38,6 +38,7 @@ export async function startServer(
       deps,
       adminToken,
       pollIntervalS: config.pollIntervalS,
+      corsOrigins: config.corsOrigins,
       stream: { heartbeatS: config.sseHeartbeatS },
       logger: loggerOptions(config.logLevel),
     });

@@ -3,7 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
 import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
-import { adminAuth, userAuth } from "./auth.js";
+import { adminAuth, refuseSessions, userAuth } from "./auth.js";
+import { registerCors } from "./cors.js";
 import { registerErrorHandling, send } from "./error-handler.js";
 import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
@@ -25,6 +26,8 @@ export interface AppOptions {
   stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
+  /** Browser origins allowed to call `/api/v1/me/*` and `/bell.js` (`BELFRY_CORS_ORIGINS`). Default none. */
+  corsOrigins?: readonly string[];
 }
 
 /** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
@@ -44,6 +47,7 @@ export async function buildApp({
   pollIntervalS = 60,
   stream = {},
   logger = false,
+  corsOrigins = [],
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
@@ -83,6 +87,11 @@ export async function buildApp({
   // measured ~10-30 % of throughput on the cheapest routes.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
+  });
+  // CORS next, so every later answer (a 413, an auth failure) carries its headers.
+  await registerCors(app, corsOrigins);
+  app.addHook("onRequest", (request, _reply, done) => {
     // Size first, whatever the content type: an oversized body is a 413 before anything else.
     const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
     done(Number(request.headers["content-length"] ?? 0) > limit ? tooLarge(limit) : undefined);
@@ -105,8 +114,21 @@ export async function buildApp({
   await app.register(async (scope) => {
     scope.addHook("preValidation", userAuth(deps));
     await feedRoutes(scope, deps, pollIntervalS);
-    await orgKeyRoutes(scope, deps);
-    await webhookRoutes(scope, deps);
+    // Browser sessions read the feed; managing orgs and webhooks takes an API key.
+    await scope.register(async (keysOnly) => {
+      keysOnly.addHook(
+        "preValidation",
+        refuseSessions("A browser session token cannot administer orgs; use an API key."),
+      );
+      await orgKeyRoutes(keysOnly, deps);
+    });
+    await scope.register(async (keysOnly) => {
+      keysOnly.addHook(
+        "preValidation",
+        refuseSessions("A browser session token cannot manage webhooks; use an API key."),
+      );
+      await webhookRoutes(keysOnly, deps);
+    });
   });
   await app.register(async (scope) => streamRoutes(scope, deps, hub, streamOptions));
   await app.register(async (scope) => {

@@ -1,7 +1,8 @@
+import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Deps } from "../../deps.js";
 import { invalidRequest } from "../../errors.js";
-import { authenticateKey } from "../../identity/authenticate.js";
+import { authenticate } from "../../identity/authenticate.js";
 import { parseId } from "../../ids.js";
 import { type Query, singleParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
@@ -11,7 +12,8 @@ import { noBody } from "../no-body.js";
 
 /**
  * The live stream (`GET /api/v1/me/notifications/stream`) and its tickets. The stream takes the
- * usual Bearer key, or `?ticket=` for browsers, whose EventSource cannot send headers.
+ * usual Bearer key or session token, or `?ticket=` for browsers, whose EventSource cannot send
+ * headers.
  */
 export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: StreamHub, options: StreamOptions) {
   app.post(
@@ -31,14 +33,18 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
         request.principal =
           ticket !== undefined
             ? await redeemTicket(deps, ticket)
-            : await authenticateKey(deps, request.headers.authorization);
+            : await authenticate(deps, request.headers.authorization);
       },
     },
     async (request, reply) => {
       const lastEventId = resumeFrom(request);
+      // A hijacked reply sends none of the headers set on it so far, so they are carried over:
+      // X-Request-Id and, for an allowed origin, the CORS headers.
+      const headers = reply.getHeaders() as OutgoingHttpHeaders;
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
+        ...headers,
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
         connection: "keep-alive",
