@@ -13,8 +13,8 @@ export type Credential =
 export type CredentialId = { kind: "key"; keyId: number } | { kind: "session"; sessionId: number };
 
 /**
- * Who a request acts as, and with what. Org keys act as their user too (SPEC §1); so does a
- * session, but only where sessions are allowed (the feed, settings, the stream).
+ * Who a request acts as, and with what. Org keys act as their user too; so does a session, but
+ * only where sessions are allowed (the feed, settings, the stream).
  */
 export type Principal = Credential & {
   userId: number;

@@ -18,6 +18,14 @@ import { ErrorEnvelope } from "../../schemas.js";
 import { noBody } from "../no-body.js";
 
 const UserIdParams = Type.Object({ user_id: Type.String({ description: "A user id" }) });
+/** The refusals a session route may answer, each as the error envelope. */
+const SESSION_ERRORS = {
+  400: ErrorEnvelope,
+  401: ErrorEnvelope,
+  404: ErrorEnvelope,
+  413: ErrorEnvelope,
+  503: ErrorEnvelope,
+};
 
 /**
  * Route schemas here document the API; the domain modules validate (the CLI shares them, and
@@ -52,7 +60,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
       schema: {
         params: UserIdParams,
         body: CreateSessionRequest,
-        response: { 201: Session, 400: ErrorEnvelope, 401: ErrorEnvelope, 404: ErrorEnvelope },
+        response: { 201: Session, ...SESSION_ERRORS },
       },
     },
     async (request, reply) =>
@@ -67,9 +75,7 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
         params: UserIdParams,
         response: {
           204: Type.Null({ description: "Every session of the user has ended." }),
-          400: ErrorEnvelope,
-          401: ErrorEnvelope,
-          404: ErrorEnvelope,
+          ...SESSION_ERRORS,
         },
       },
     },
