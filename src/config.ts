@@ -17,6 +17,8 @@ export interface Config {
   readonly pollIntervalS: number;
   /** Seconds between heartbeats on live streams. */
   readonly sseHeartbeatS: number;
+  /** Browser origins (`https://console.example.com`) allowed to call `/api/v1/me/*` and `/bell.js`. */
+  readonly corsOrigins: readonly string[];
   readonly webhooks: WebhookConfig;
   readonly limits: LimitConfig;
 }
@@ -105,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     pgPoolSize: integer("BELFRY_PG_POOL_SIZE", text("BELFRY_PG_POOL_SIZE"), 10, 1, 1000),
     pollIntervalS: integer("BELFRY_POLL_INTERVAL_S", text("BELFRY_POLL_INTERVAL_S"), 60, 1, 86400),
     sseHeartbeatS: integer("BELFRY_SSE_HEARTBEAT_S", text("BELFRY_SSE_HEARTBEAT_S"), 15, 1, 3600),
+    corsOrigins: corsOrigins(text("BELFRY_CORS_ORIGINS")),
     webhooks: loadWebhookConfig(text),
     limits: loadLimits(text),
     ...overrides,
@@ -178,6 +181,40 @@ function trustProxy(value: string | undefined): boolean | string {
   throw new ConfigError(
     `BELFRY_TRUST_PROXY must be true, false, or the addresses/CIDRs of your proxies, got "${value}"`,
   );
+}
+
+/**
+ * `BELFRY_CORS_ORIGINS`: comma-separated origins, each exactly as a browser sends it in `Origin`
+ * (scheme, host, port only when not the default; lower case; no path, no trailing slash), since
+ * they are compared as strings. Anything else stops the start with the form it should have had.
+ */
+export function corsOrigins(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const origins = value
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    const problem = originProblem(origin);
+    if (problem !== undefined) throw new ConfigError(`BELFRY_CORS_ORIGINS: "${origin}" ${problem}`);
+  }
+  return [...new Set(origins)];
+}
+
+function originProblem(origin: string): string | undefined {
+  const form = "an origin is scheme://host[:port], e.g. https://console.example.com";
+  if (origin === "*" || origin === "null") return `is not allowed: list each origin (${form})`;
+  let url: URL;
+  try {
+    url = new URL(origin);
+  } catch {
+    return `is not an origin (${form})`;
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") return `must be http:// or https:// (${form})`;
+  if (url.origin === origin) return undefined;
+  if (url.username || url.password || url.search || url.hash || url.pathname !== "/")
+    return `must have no path, query, fragment or credentials (${form})`;
+  return `is not written as browsers send it: use "${url.origin}"`;
 }
 
 function boolean(name: string, value: string | undefined, fallback: boolean): boolean {

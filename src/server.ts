@@ -72,6 +72,7 @@ export async function startServer(
       deps,
       adminToken,
       pollIntervalS: config.pollIntervalS,
+      corsOrigins: config.corsOrigins,
       stream: { heartbeatS: config.sseHeartbeatS, maxPerCredential: limits.streamsPerCredential },
       logger: loggerOptions(config.logLevel),
       limits: {

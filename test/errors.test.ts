@@ -407,6 +407,8 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
       ["POST", "/admin/v1/users", { email: "sweep@example.com", name: "Sweep" }],
       ["PATCH", "/admin/v1/users/:user_id", { email: "sweep-2@example.com", name: "Sweep" }],
       ["POST", "/admin/v1/users/:user_id/keys", { name: "k" }],
+      ["POST", "/admin/v1/users/:user_id/sessions", { ttl_seconds: 3600 }],
+      ["DELETE", "/admin/v1/users/:user_id/sessions"],
       ["POST", "/admin/v1/keys/:key_id/revoke"],
       ["POST", "/admin/v1/orgs", { name: "Org", owner_user_id: 1 }],
       ["POST", "/admin/v1/orgs/:org_id/members", { user_id: 1, role: "member" }],

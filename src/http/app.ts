@@ -3,7 +3,8 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
 import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
-import { adminAuth, userAuth } from "./auth.js";
+import { adminAuth, refuseSessions, userAuth } from "./auth.js";
+import { registerCors } from "./cors.js";
 import { registerErrorHandling, send } from "./error-handler.js";
 import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
@@ -38,6 +39,8 @@ export interface AppOptions {
   trustProxy?: boolean | string;
   /** Connections accepted at once; more are refused. */
   maxConnections?: number;
+  /** Browser origins allowed to call `/api/v1/me/*` and `/bell.js` (`BELFRY_CORS_ORIGINS`). Default none. */
+  corsOrigins?: readonly string[];
 }
 
 /** What Node's HTTP parser errors (raised before a request exists) are answered with. */
@@ -74,6 +77,7 @@ export async function buildApp({
   limits = DEFAULT_RATE_LIMITS,
   trustProxy = false,
   maxConnections = 10_000,
+  corsOrigins = [],
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = {
@@ -120,6 +124,11 @@ export async function buildApp({
   // measured ~10-30 % of throughput on the cheapest routes.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
+  });
+  // CORS next, so every later answer (a 413, an auth failure) carries its headers.
+  await registerCors(app, corsOrigins);
+  app.addHook("onRequest", (request, _reply, done) => {
     // Size first, whatever the content type: an oversized body is a 413 before anything else.
     const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
     done(Number(request.headers["content-length"] ?? 0) > limit ? tooLarge(limit) : undefined);
@@ -146,8 +155,21 @@ export async function buildApp({
     scope.addHook("onRequest", limiter.perCredential);
     scope.addHook("onRequest", limiter.guardAuthentication(userAuth(deps)));
     await feedRoutes(scope, deps, pollIntervalS);
-    await orgKeyRoutes(scope, deps);
-    await webhookRoutes(scope, deps);
+    // Browser sessions read the feed; managing orgs and webhooks takes an API key.
+    await scope.register(async (keysOnly) => {
+      keysOnly.addHook(
+        "onRequest",
+        refuseSessions("A browser session token cannot administer orgs; use an API key."),
+      );
+      await orgKeyRoutes(keysOnly, deps);
+    });
+    await scope.register(async (keysOnly) => {
+      keysOnly.addHook(
+        "onRequest",
+        refuseSessions("A browser session token cannot manage webhooks; use an API key."),
+      );
+      await webhookRoutes(keysOnly, deps);
+    });
   });
   await app.register(async (scope) => {
     scope.addHook("onRequest", limiter.perCredential);

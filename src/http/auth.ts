@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Deps } from "../deps.js";
-import { unauthenticated } from "../errors.js";
-import { authenticateKey, bearerToken, type Principal } from "../identity/authenticate.js";
+import { forbidden, unauthenticated } from "../errors.js";
+import { authenticate, bearerToken, type Principal } from "../identity/authenticate.js";
 import { sameSecret } from "../identity/key-secret.js";
 
 declare module "fastify" {
@@ -12,12 +12,20 @@ declare module "fastify" {
 }
 
 /**
- * An `onRequest` hook for user routes: resolves the Bearer key to its user. It runs once the route
- * is matched (unknown routes are a 404 first) and after the size check (413 first), but before
- * the body is read: a stranger cannot make the server hold a body.
+ * An `onRequest` hook for user routes: resolves the Bearer key or session token to its user. It
+ * runs once the route is matched (unknown routes are a 404 first) and after the size check (413
+ * first), but before the body is read: a stranger cannot make the server hold a body.
  */
 export const userAuth = (deps: Deps) => async (request: FastifyRequest, _reply: FastifyReply) => {
-  request.principal = await authenticateKey(deps, request.headers.authorization);
+  request.principal = await authenticate(deps, request.headers.authorization);
+};
+
+/**
+ * A hook, after {@link userAuth}, for routes a browser session may not use
+ * (webhooks, org administration): a valid session is a 403 saying so; a bad one was a 401 already.
+ */
+export const refuseSessions = (message: string) => async (request: FastifyRequest, _reply: FastifyReply) => {
+  if (request.principal?.kind === "session") throw forbidden(message);
 };
 
 /** An `onRequest` hook for `/admin/v1/*`: the Bearer token must be `BELFRY_ADMIN_TOKEN`. */

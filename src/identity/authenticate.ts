@@ -2,36 +2,83 @@ import type { Deps } from "../deps.js";
 import { unauthenticated } from "../errors.js";
 import { prepared } from "../store/prepared.js";
 import { hashSecret, KEY_PATTERN, sameHash } from "./key-secret.js";
+import { SESSION_PATTERN, sessionByHash, sessionById } from "./sessions.js";
 
-/** Who a request acts as. Org keys act as their user too (SPEC §1). */
-export interface Principal {
-  userId: number;
-  keyId: number;
-  orgId: number | null;
-  /**
-   * The user's feed version, read in the same statement as the key, so a poll answered 304 needs
-   * no other query.
-   */
-  feedVersion: number;
-}
+/** What a request presented: an API key (personal or org), or a browser session. */
+export type Credential =
+  | { kind: "key"; keyId: number; orgId: number | null }
+  | { kind: "session"; sessionId: number };
+
+/** Which credential, by id (a {@link Principal} is one). */
+export type CredentialId = { kind: "key"; keyId: number } | { kind: "session"; sessionId: number };
 
 /**
- * Resolves an `Authorization` header to the key's user. Reads the store on every call — no cache
- * — so a revocation takes effect on the very next request on every instance.
+ * Who a request acts as, and with what. Org keys act as their user too; so does a session, but
+ * only where sessions are allowed (the feed, settings, the stream).
  */
-export async function authenticateKey(deps: Deps, authorization: string | undefined): Promise<Principal> {
+export type Principal = Credential & {
+  userId: number;
+  /**
+   * The user's feed version, read in the same statement as the credential, so a poll answered
+   * 304 needs no other query.
+   */
+  feedVersion: number;
+};
+
+/** A credential as one string (`key:12`, `session:7`), for counting what each one holds. */
+export const credentialOf = (c: CredentialId): string =>
+  c.kind === "key" ? `key:${c.keyId}` : `session:${c.sessionId}`;
+
+/** The one place a {@link Principal} is made. */
+const toPrincipal = (credential: Credential, userId: number, feedVersion: number): Principal => ({
+  ...credential,
+  userId,
+  feedVersion,
+});
+
+const INVALID_SESSION = "Invalid or ended session token.";
+const EXPIRED_SESSION = "This session has expired.";
+const REVOKED_KEY = "This API key has been revoked.";
+
+/**
+ * Resolves an `Authorization: Bearer` header to its principal: a `bfs_` token is looked up among
+ * sessions, anything else among keys, so a key costs no extra lookup. Reads the store on every
+ * call — no cache — so a revocation or an ended session takes effect on the very next request on
+ * every instance. Each lookup is one indexed statement that also reads the feed version.
+ */
+export async function authenticate(deps: Deps, authorization: string | undefined): Promise<Principal> {
   const secret = bearerToken(authorization);
+  if (secret?.startsWith("bfs_")) {
+    if (!SESSION_PATTERN.test(secret)) throw unauthenticated(INVALID_SESSION);
+    const hash = hashSecret(secret);
+    const [session] = await sessionByHash(deps.store.db, hash);
+    if (!session || !sameHash(session.secret_hash, hash)) throw unauthenticated(INVALID_SESSION);
+    if (session.expires_at <= deps.clock()) throw unauthenticated(EXPIRED_SESSION);
+    return toPrincipal({ kind: "session", sessionId: session.id }, session.user_id, session.version);
+  }
   if (secret === undefined || !KEY_PATTERN.test(secret) || secret.length > 256) throw unauthenticated();
   const hash = hashSecret(secret);
   const [key] = await keyByHash(deps.store.db, hash);
   if (!key || !sameHash(key.secret_hash, hash)) throw unauthenticated();
-  if (key.revoked_at !== null) throw unauthenticated("This API key has been revoked.");
-  return {
-    userId: key.user_id,
-    keyId: key.id,
-    orgId: key.org_id,
-    feedVersion: key.version,
-  };
+  if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
+  return toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
+}
+
+/**
+ * The principal of a credential known by id (a stream ticket's, a live stream's re-check), if it
+ * still works: a revoked key, an ended or expired session → 401.
+ */
+export async function principalOf(deps: Deps, credential: CredentialId): Promise<Principal> {
+  if (credential.kind === "session") {
+    const [session] = await sessionById(deps.store.db, credential.sessionId);
+    if (!session) throw unauthenticated(INVALID_SESSION);
+    if (session.expires_at <= deps.clock()) throw unauthenticated(EXPIRED_SESSION);
+    return toPrincipal({ kind: "session", sessionId: session.id }, session.user_id, session.version);
+  }
+  const [key] = await keyById(deps.store.db, credential.keyId);
+  if (!key) throw unauthenticated();
+  if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
+  return toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
 }
 
 const keyByHash = prepared((db, hash: string) =>
@@ -40,6 +87,14 @@ const keyByHash = prepared((db, hash: string) =>
     .innerJoin("feed_states as s", "s.user_id", "k.user_id")
     .select(["k.id", "k.user_id", "k.org_id", "k.secret_hash", "k.revoked_at", "s.version"])
     .where("k.secret_hash", "=", hash),
+);
+
+const keyById = prepared((db, id: number) =>
+  db
+    .selectFrom("api_keys as k")
+    .innerJoin("feed_states as s", "s.user_id", "k.user_id")
+    .select(["k.id", "k.user_id", "k.org_id", "k.revoked_at", "s.version"])
+    .where("k.id", "=", id),
 );
 
 /** The token of `Bearer <token>` (scheme case-insensitive), or undefined. */

@@ -178,6 +178,9 @@ export async function revokeOrgKeyAsMember(
   orgId: number,
   keyId: number,
 ): Promise<ApiKey> {
+  // The HTTP layer refuses sessions on org routes already; this keeps the rule where it matters.
+  if (caller.kind !== "key")
+    throw forbidden("A browser session token cannot administer orgs; use an API key.");
   if (caller.orgId !== null && caller.orgId !== orgId) {
     throw forbidden("An org key can act only on its own org.");
   }

@@ -4,7 +4,7 @@ import { conflict, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
 import type { UserRow } from "../store/schema.js";
 import { type Executor, isUniqueViolation } from "../store/store.js";
-import { transact } from "../store/transaction.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
 
@@ -124,6 +124,19 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
 /** The user with `userId`, or a 404. */
 export async function getUserOrThrow(db: Executor, userId: number): Promise<UserRow> {
   const row = await db.selectFrom("users").selectAll().where("id", "=", userId).executeTakeFirst();
+  if (!row) throw notFound(`No user with id ${userId}.`);
+  return row;
+}
+
+/**
+ * The user with `userId`, locked until the transaction ends so per-user changes that must not
+ * interleave (minting and ending sessions) take turns; or a 404. `FOR NO KEY UPDATE` on
+ * PostgreSQL, so rows that merely reference the user (new notifications) are not held up; on
+ * SQLite the transaction already holds the write lock.
+ */
+export async function lockUserOrThrow(tx: Tx, userId: number): Promise<UserRow> {
+  const query = tx.trx.selectFrom("users").selectAll().where("id", "=", userId);
+  const row = await (tx.dialect === "postgres" ? query.forNoKeyUpdate() : query).executeTakeFirst();
   if (!row) throw notFound(`No user with id ${userId}.`);
   return row;
 }

@@ -15,6 +15,7 @@ export interface Database {
   feed_counters: FeedCountersTable;
   feed_read_marks: FeedReadMarksTable;
   stream_tickets: StreamTicketsTable;
+  sessions: SessionsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
@@ -106,10 +107,22 @@ export interface FeedStatesTable {
 /** A single-use ticket to open a stream; only its hash is kept. */
 export interface StreamTicketsTable {
   secret_hash: string;
-  key_id: number;
+  /** The key that asked for it, or null when a session did (exactly one of the two is set). */
+  key_id: number | null;
+  session_id: number | null;
   user_id: number;
   expires_at: number;
   used_at: number | null;
+}
+
+/** A browser session (`bfs_…`) of a user; only the token's hash is kept. */
+export interface SessionsTable {
+  id: Generated<number>;
+  user_id: number;
+  /** Hex SHA-256 of the whole token. */
+  secret_hash: string;
+  created_at: number;
+  expires_at: number;
 }
 
 /** One mark-all-read: the user's rows up to `max_id` not read before were read at `at`. */

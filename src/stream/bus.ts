@@ -1,7 +1,7 @@
 /**
  * The change bus: how a committed change reaches every process that pushes or delivers it. It
  * carries ids only — whose feed changed, which rows were read, whether deliveries became due,
- * which keys were revoked — and subscribers read the rows themselves. In-process on SQLite;
+ * which keys were revoked, whose sessions ended — and subscribers read the rows themselves. In-process on SQLite;
  * LISTEN/NOTIFY on PostgreSQL (pg-bus.ts). The interface is small enough for Redis or NATS.
  */
 export interface Changes {
@@ -13,6 +13,11 @@ export interface Changes {
   deliveries: boolean;
   /** API keys revoked: their open streams close. */
   readonly revokedKeys: Set<number>;
+  /**
+   * Users some of whose browser sessions ended (all of them, or the oldest past the cap): their
+   * streams opened with a session re-check it and close if it is gone.
+   */
+  readonly endedSessions: Set<number>;
 }
 
 /** What a subscriber hears: a change, or "resync" after the bus may have missed some. */
@@ -31,9 +36,11 @@ export const emptyChanges = (): Changes => ({
   reads: new Map(),
   deliveries: false,
   revokedKeys: new Set(),
+  endedSessions: new Set(),
 });
 
-export const hasChanges = (c: Changes) => c.feeds.size > 0 || c.deliveries || c.revokedKeys.size > 0;
+export const hasChanges = (c: Changes) =>
+  c.feeds.size > 0 || c.deliveries || c.revokedKeys.size > 0 || c.endedSessions.size > 0;
 
 /** Subscribers of one process. */
 export class LocalListeners {
@@ -71,6 +78,8 @@ interface Wire {
   r?: [number, number[] | 1][];
   d?: 1;
   k?: number[];
+  /** Users whose sessions ended. */
+  s?: number[];
 }
 
 /**
@@ -80,13 +89,20 @@ interface Wire {
 export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900): string[] {
   const messages: string[] = [];
   const base = JSON.stringify({ o: origin }).length;
-  const fresh = () => ({ d: false, f: [] as number[], r: [] as [number, number[] | 1][], k: [] as number[] });
+  const fresh = () => ({
+    d: false,
+    f: [] as number[],
+    r: [] as [number, number[] | 1][],
+    k: [] as number[],
+    s: [] as number[],
+  });
   let parts = fresh();
   let bytes = base;
   const flush = () => {
     const wire: Wire = { o: origin };
     if (parts.d) wire.d = 1;
     if (parts.k.length > 0) wire.k = parts.k;
+    if (parts.s.length > 0) wire.s = parts.s;
     if (parts.f.length > 0) wire.f = parts.f;
     if (parts.r.length > 0) wire.r = parts.r;
     messages.push(JSON.stringify(wire));
@@ -106,6 +122,7 @@ export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900)
       p.d = true;
     });
   for (const key of changes.revokedKeys) add(key, (p) => p.k.push(key));
+  for (const user of changes.endedSessions) add(user, (p) => p.s.push(user));
   for (const user of changes.feeds) add(user, (p) => p.f.push(user));
   for (const [user, ids] of changes.reads) {
     if (ids === "all") add([user, 1], (p) => p.r.push([user, 1]));
@@ -132,6 +149,7 @@ export function decodeChanges(text: string, self: string): Changes | undefined {
   const changes = emptyChanges();
   changes.deliveries = wire.d === 1;
   for (const k of wire.k ?? []) changes.revokedKeys.add(k);
+  for (const s of wire.s ?? []) changes.endedSessions.add(s);
   for (const f of wire.f ?? []) changes.feeds.add(f);
   for (const [user, ids] of wire.r ?? []) changes.reads.set(user, ids === 1 ? "all" : ids);
   return changes;

@@ -2,14 +2,14 @@ import type { ServerResponse } from "node:http";
 import type { Deps } from "../deps.js";
 import { toNotification } from "../feed/notifications.js";
 import { effectiveReadAt } from "../feed/read-state.js";
-import type { Principal } from "../identity/authenticate.js";
+import { credentialOf, type Principal, principalOf } from "../identity/authenticate.js";
 import type { BusMessage } from "./bus.js";
 
 /** Rows a resume may replay; a client further behind gets `event: reset` and refetches. */
 export const MAX_REPLAY = 1000;
 
 export interface StreamOptions {
-  /** Seconds between heartbeat comments (each also re-checks the feed and the key). */
+  /** Seconds between heartbeat comments (each also re-checks the feed and the key or session). */
   heartbeatS: number;
   /**
    * Unsent output a stream may hold for its client. Past it, the stream waits for the client to
@@ -26,10 +26,10 @@ const DRAIN_TIMEOUT_MS = 5000;
 /** The open streams of this process, so shutdown can end them. */
 export class StreamHub {
   readonly #streams = new Set<() => void>();
-  readonly #perCredential = new Map<number, number>();
+  readonly #perCredential = new Map<string, number>();
 
   /** Registers an open stream of `credential`; returns what unregisters it. */
-  add(credential: number, close: () => void): () => void {
+  add(credential: string, close: () => void): () => void {
     this.#streams.add(close);
     this.#perCredential.set(credential, this.openFor(credential) + 1);
     return () => {
@@ -45,7 +45,7 @@ export class StreamHub {
   }
 
   /** Streams open here for one credential. */
-  openFor(credential: number): number {
+  openFor(credential: string): number {
     return this.#perCredential.get(credential) ?? 0;
   }
 
@@ -63,7 +63,8 @@ export class StreamHub {
  *   `event: notification` (SSE `id:` = its id), `event: read` `{ids}` or `{all: true}`, and
  *   `event: unread-count` whenever the version grew — versions never go backwards on a stream;
  * - a heartbeat comment every `heartbeatS`, which also catches up on anything the bus missed and
- *   re-checks the key; a revoked key's streams close at once when the bus reports it.
+ *   re-checks the key or session (a session that expired ends its streams there); a revoked key's
+ *   streams, and an ended session's, close as soon as the bus reports it.
  *
  * Catch-ups run one at a time per stream; a change during one schedules another, so nothing is
  * sent twice or out of order.
@@ -173,10 +174,23 @@ export async function serveFeedStream(
     }
   };
 
+  /** Closes the stream unless its key or session still works (revoked, ended, expired → closed). */
+  const recheck = async () => {
+    try {
+      await principalOf(deps, principal);
+      return true;
+    } catch {
+      close();
+      return false;
+    }
+  };
+
   const onMessage = (message: BusMessage) => {
     if ("resync" in message) return void catchUp();
     const { changes } = message;
-    if (changes.revokedKeys.has(principal.keyId)) return close();
+    if (principal.kind === "key" && changes.revokedKeys.has(principal.keyId)) return close();
+    // Some of the user's sessions ended (all of them, or the oldest past the cap): is this one?
+    if (principal.kind === "session" && changes.endedSessions.has(userId)) void recheck();
     if (!changes.feeds.has(userId)) return;
     const read = changes.reads.get(userId);
     if (read === "all" || reads === "all") reads = "all";
@@ -184,27 +198,17 @@ export async function serveFeedStream(
     void catchUp();
   };
 
-  const keyRevoked = async () =>
-    (
-      await db
-        .selectFrom("api_keys")
-        .select("revoked_at")
-        .where("id", "=", principal.keyId)
-        .executeTakeFirst()
-    )?.revoked_at !== null;
-
   const heartbeat = setInterval(() => {
     if (closed) return;
     // Still over the limit a whole heartbeat later: the client has stopped reading.
     if (res.writableLength > options.maxBufferBytes) return cutOff();
     res.write(": heartbeat\n\n");
-    keyRevoked().then(
-      (revoked) => (revoked ? close() : catchUp()),
-      () => close(),
-    );
+    void recheck().then((ok) => {
+      if (ok) void catchUp();
+    });
   }, options.heartbeatS * 1000);
   const unsubscribe = deps.store.bus.subscribe(onMessage);
-  const forget = hub.add(principal.keyId, () => close());
+  const forget = hub.add(credentialOf(principal), () => close());
 
   function close() {
     if (closed) return;

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { unauthenticated } from "../errors.js";
-import type { Principal } from "../identity/authenticate.js";
+import { type Principal, principalOf } from "../identity/authenticate.js";
 import { hashSecret } from "../identity/key-secret.js";
 import { toIso } from "../time.js";
 
@@ -13,7 +13,8 @@ export const StreamTicket = Type.Object({ ticket: Type.String(), expires_at: Typ
 
 /**
  * Issues a single-use ticket for `GET …/stream?ticket=` (browsers' EventSource cannot send an
- * Authorization header). It acts as the key that asked for it, and only the hash is stored.
+ * Authorization header). It acts as the key or session that asked for it, and only the hash is
+ * stored; a session's unused tickets are deleted with it.
  */
 export async function createTicket(deps: Deps, principal: Principal) {
   const now = deps.clock();
@@ -24,7 +25,8 @@ export async function createTicket(deps: Deps, principal: Principal) {
     .insertInto("stream_tickets")
     .values({
       secret_hash: hashSecret(ticket),
-      key_id: principal.keyId,
+      key_id: principal.kind === "key" ? principal.keyId : null,
+      session_id: principal.kind === "session" ? principal.sessionId : null,
       user_id: principal.userId,
       expires_at: expiresAt,
       used_at: null,
@@ -34,9 +36,9 @@ export async function createTicket(deps: Deps, principal: Principal) {
 }
 
 /**
- * Uses a ticket up: the first call within its minute gets the key's principal (if the key is
- * still valid); a used, expired or unknown ticket is a 401. Atomic, so a ticket works once even
- * when two instances are handed it at the same moment.
+ * Uses a ticket up: the first call within its minute gets the principal of the key or session
+ * that asked for it (if that still works); a used, expired or unknown ticket is a 401. Atomic, so
+ * a ticket works once even when two instances are handed it at the same moment.
  */
 export async function redeemTicket(deps: Deps, ticket: string): Promise<Principal> {
   if (!/^bft_[A-Za-z0-9_-]{43}$/.test(ticket)) throw unauthenticated("Invalid stream ticket.");
@@ -47,15 +49,10 @@ export async function redeemTicket(deps: Deps, ticket: string): Promise<Principa
     .where("secret_hash", "=", hashSecret(ticket))
     .where("used_at", "is", null)
     .where("expires_at", ">", now)
-    .returning(["key_id", "user_id"])
+    .returning(["key_id", "session_id"])
     .executeTakeFirst();
   if (!used) throw unauthenticated("This stream ticket is unknown, used or expired.");
-  const key = await deps.store.db
-    .selectFrom("api_keys as k")
-    .innerJoin("feed_states as s", "s.user_id", "k.user_id")
-    .select(["k.org_id", "k.revoked_at", "s.version"])
-    .where("k.id", "=", used.key_id)
-    .executeTakeFirstOrThrow();
-  if (key.revoked_at !== null) throw unauthenticated("This API key has been revoked.");
-  return { userId: used.user_id, keyId: used.key_id, orgId: key.org_id, feedVersion: key.version };
+  // The table's check constraint makes exactly one of the two ids set.
+  if (used.session_id !== null) return principalOf(deps, { kind: "session", sessionId: used.session_id });
+  return principalOf(deps, { kind: "key", keyId: Number(used.key_id) });
 }

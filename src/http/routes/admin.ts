@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { Type } from "typebox";
 import type { Deps } from "../../deps.js";
 import { IngestBatchResult, IngestResult, ingestBatch, ingestEvent } from "../../events/ingest.js";
 import { ApiKey, createOrgKey, createPersonalKey, NewApiKey, revokeKeyAsAdmin } from "../../identity/keys.js";
@@ -10,9 +11,27 @@ import {
   Org,
   removeMember,
 } from "../../identity/orgs.js";
+import { CreateSessionRequest, createSession, endSessions, Session } from "../../identity/sessions.js";
 import { createUser, User, updateUser } from "../../identity/users.js";
 import { pathId } from "../../ids.js";
+import { ErrorEnvelope } from "../../schemas.js";
 import { noBody } from "../no-body.js";
+
+const UserIdParams = Type.Object({ user_id: Type.String({ description: "A user id" }) });
+/** The refusals a session route may answer, each as the error envelope. */
+const SESSION_ERRORS = {
+  400: ErrorEnvelope,
+  401: ErrorEnvelope,
+  404: ErrorEnvelope,
+  413: ErrorEnvelope,
+  503: ErrorEnvelope,
+};
+
+/**
+ * Route schemas here document the API; the domain modules validate (the CLI shares them, and
+ * their messages name the field), so Fastify's own validation is switched off for these routes.
+ */
+const documentationOnly = () => () => true;
 
 /** Batches of up to 1,000 events may be larger than other bodies. */
 const BATCH_BODY_LIMIT = 8 * 1024 * 1024;
@@ -33,6 +52,37 @@ export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<voi
     { schema: { response: { 201: NewApiKey } } },
     async (request, reply) =>
       reply.code(201).send(await createPersonalKey(deps, userId(request.params), request.body)),
+  );
+  app.post(
+    "/admin/v1/users/:user_id/sessions",
+    {
+      validatorCompiler: documentationOnly,
+      schema: {
+        params: UserIdParams,
+        body: CreateSessionRequest,
+        response: { 201: Session, ...SESSION_ERRORS },
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(await createSession(deps, userId(request.params), request.body)),
+  );
+  app.delete(
+    "/admin/v1/users/:user_id/sessions",
+    {
+      preValidation: noBody,
+      validatorCompiler: documentationOnly,
+      schema: {
+        params: UserIdParams,
+        response: {
+          204: Type.Null({ description: "Every session of the user has ended." }),
+          ...SESSION_ERRORS,
+        },
+      },
+    },
+    async (request, reply) => {
+      await endSessions(deps, userId(request.params));
+      return reply.code(204).send();
+    },
   );
   app.post(
     "/admin/v1/keys/:key_id/revoke",

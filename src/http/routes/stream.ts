@@ -2,7 +2,7 @@ import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Deps } from "../../deps.js";
 import { ApiError, invalidRequest } from "../../errors.js";
-import { authenticateKey } from "../../identity/authenticate.js";
+import { authenticate, credentialOf } from "../../identity/authenticate.js";
 import { parseId } from "../../ids.js";
 import { type Query, singleParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
@@ -13,7 +13,8 @@ import type { Limiter } from "../rate-limits.js";
 
 /**
  * The live stream (`GET /api/v1/me/notifications/stream`) and its tickets. The stream takes the
- * usual Bearer key, or `?ticket=` for browsers, whose EventSource cannot send headers.
+ * usual Bearer key or session token, or `?ticket=` for browsers, whose EventSource cannot send
+ * headers.
  */
 export async function streamRoutes(
   app: FastifyInstance,
@@ -42,12 +43,12 @@ export async function streamRoutes(
         request.principal =
           ticket !== undefined
             ? await redeemTicket(deps, ticket)
-            : await authenticateKey(deps, request.headers.authorization);
+            : await authenticate(deps, request.headers.authorization);
       }),
     },
     async (request, reply) => {
       const lastEventId = resumeFrom(request);
-      const credential = principal(request).keyId;
+      const credential = credentialOf(principal(request));
       if (hub.openFor(credential) >= options.maxPerCredential)
         throw new ApiError(
           429,
@@ -55,11 +56,13 @@ export async function streamRoutes(
           `At most ${options.maxPerCredential} live streams may be open for one credential; close one first.`,
           { "retry-after": "5" },
         );
+      // A hijacked reply sends none of the headers set on it so far, so they are carried over:
+      // X-Request-Id, the rate-limit headers and, for an allowed origin, the CORS headers.
+      const headers = reply.getHeaders() as OutgoingHttpHeaders;
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
-        // What hooks set (rate-limit headers…): a hijacked reply does not send them itself.
-        ...(reply.getHeaders() as OutgoingHttpHeaders),
+        ...headers,
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
         connection: "keep-alive",
