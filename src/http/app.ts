@@ -1,10 +1,13 @@
 import { randomBytes } from "node:crypto";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
 import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
+import { registerApiDocs } from "./api-docs.js";
 import { adminAuth, userAuth } from "./auth.js";
 import { registerErrorHandling, send } from "./error-handler.js";
+import { registerErrorSchemas } from "./error-schemas.js";
+import { homeRoute } from "./home.js";
 import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
 import { adminRoutes } from "./routes/admin.js";
@@ -13,6 +16,7 @@ import { healthRoutes } from "./routes/health.js";
 import { orgKeyRoutes } from "./routes/org-keys.js";
 import { streamRoutes } from "./routes/stream.js";
 import { webhookRoutes } from "./routes/webhooks.js";
+import { validatorCompiler } from "./validator-compiler.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -25,6 +29,10 @@ export interface AppOptions {
   stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
+  /** Whether `GET /` redirects to the API reference (default true; off where `/` is a page of its own). */
+  home?: boolean;
+  /** Told about every route as it is registered (the OpenAPI test checks each is documented). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 /** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
@@ -44,6 +52,8 @@ export async function buildApp({
   pollIntervalS = 60,
   stream = {},
   logger = false,
+  home = true,
+  onRoute,
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
@@ -100,6 +110,13 @@ export async function buildApp({
   });
   registerJsonParser(app);
   registerErrorHandling(app);
+  if (onRoute) app.addHook("onRoute", onRoute);
+  // Route schemas validate bodies with our own validator (the same messages as the domain
+  // functions); query strings and most path parameters are read by the routes (see the file).
+  app.setValidatorCompiler(validatorCompiler);
+  registerErrorSchemas(app);
+  await registerApiDocs(app);
+  if (home) await app.register(homeRoute);
 
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => {
