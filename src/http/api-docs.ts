@@ -1,7 +1,9 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { FastifyInstance } from "fastify";
+import { catalog, EVENT_TYPES } from "../catalog/catalog.js";
 import { VERSION } from "../version.js";
+import { webhookPayloadSchema } from "../webhooks/payload.js";
 import { TAGS } from "./operation.js";
 
 const DESCRIPTION = `In-app notifications: the feed behind a console's bell, webhooks and live push.
@@ -23,7 +25,20 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
       info: { title: "Belfry", version: VERSION, description: DESCRIPTION },
       servers: [{ url: "/", description: "This server" }],
       tags: Object.entries(TAGS).map(([name, description]) => ({ name, description })),
+      // TypeBox schemas are JSON Schema; the OpenAPI typings want their own schema type.
+      webhooks: webhookOperations() as never,
       components: {
+        // Each event type's data, named after the type: ingest bodies and webhook payloads carry it.
+        schemas: Object.fromEntries(
+          EVENT_TYPES.map((type) => [
+            type,
+            {
+              ...catalog[type].data,
+              description: catalog[type].description,
+              examples: [catalog[type].example],
+            },
+          ]),
+        ),
         securitySchemes: {
           userKey: {
             type: "http",
@@ -70,6 +85,52 @@ export async function registerApiDocs(app: FastifyInstance): Promise<void> {
       displayRequestDuration: true,
     },
   });
+}
+
+const SIGNATURE_HEADERS = [
+  ["webhook-id", "The event's id (evt_…), the same on every attempt: deduplicate on it."],
+  ["webhook-timestamp", "Unix seconds when this attempt was signed."],
+  [
+    "webhook-signature",
+    "v1,<base64 HMAC-SHA256 of id.timestamp.body> under the endpoint's secret (several, space-separated, while a rotated-out secret still signs). Check it with verifyWebhook.",
+  ],
+].map(([name, description]) => ({
+  in: "header" as const,
+  name: name as string,
+  required: true,
+  description,
+  schema: { type: "string" },
+}));
+
+/**
+ * What Belfry POSTs to webhook endpoints, one entry per event type (Standard Webhooks: signed,
+ * at least once, retried with backoff until a 2xx).
+ */
+function webhookOperations() {
+  return Object.fromEntries(
+    EVENT_TYPES.map((type) => [
+      type,
+      {
+        post: {
+          summary: type,
+          description: `${catalog[type].description} Sent to the endpoints whose event_types include it (or are null).`,
+          tags: ["Webhooks"],
+          parameters: SIGNATURE_HEADERS,
+          requestBody: {
+            required: true,
+            content: {
+              "application/json": {
+                schema: webhookPayloadSchema(type, `#/components/schemas/${type}`) as object,
+              },
+            },
+          },
+          responses: {
+            "2XX": { description: "Received. Any other answer, or none within the timeout, is retried." },
+          },
+        },
+      },
+    ]),
+  );
 }
 
 /**

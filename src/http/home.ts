@@ -10,6 +10,8 @@ import { notFound } from "../errors.js";
 export async function homeRoute(app: FastifyInstance): Promise<void> {
   app.get("/", { schema: { hide: true } }, async (request, reply) => {
     if (request.headers.accept?.includes("text/html")) return reply.redirect("/docs", 302);
-    throw notFound("No route for GET /. The API reference is at /docs, the OpenAPI document at /openapi.json.");
+    throw notFound(
+      "No route for GET /. The API reference is at /docs, the OpenAPI document at /openapi.json.",
+    );
   });
 }
