@@ -1,4 +1,4 @@
-/** The `error.type` values of the SPEC's error envelope (§2). */
+/** The `error.type` values of the error envelope `{"error": {"type", "message"}}`. */
 export type ErrorType =
   | "invalid_request_error"
   | "authentication_error"

@@ -3,7 +3,7 @@ import { PositiveId, Role, StringEnum } from "../schemas.js";
 import { formatMoney } from "./money.js";
 
 /**
- * The event catalog (SPEC §5): every event type Belfry knows, in one place. Each entry gives the
+ * The event catalog: every event type Belfry knows, in one place. Each entry gives the
  * type's data schema, whether producers may ingest it, and, for the five feed types, who sees it
  * in their feed and how it reads there. Validation, rendering, recipients, the webhook filter and
  * the docs all come from here, so adding a type touches this file only.

@@ -229,7 +229,7 @@ async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
 }
 
 /**
- * Ingests one producer event (SPEC §6): validates it, then checks the user (404), then the
+ * Ingests one producer event: validates it, then checks the user (404), then the
  * idempotency key — the same `id` with the same content is a duplicate, with other content a
  * conflict. Event, feed rows, counters and webhook deliveries are written in one transaction;
  * when this resolves they are committed.

@@ -55,7 +55,7 @@ export const FeedQuery = Type.Object({
 });
 const readFeedQuery = queryParams(FeedQuery);
 
-/** The list filters of SPEC §3, parsed. `read`: true → read rows only, false → unread only. */
+/** The list filters, parsed. `read`: true → read rows only, false → unread only. */
 export interface FeedFilter {
   read?: boolean;
   type?: string;

@@ -46,7 +46,7 @@ const KeyParams = Type.Object({ key_id: PathId("The key's id.", "No API key with
 
 const MEMBER_404 = "No such org, or the user is not a member of it.";
 
-/** The platform side (SPEC §6): users, keys, orgs and event ingest, behind the admin token. */
+/** The platform side: users, keys, orgs and event ingest, behind the admin token. */
 export async function adminRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   const userId = (params: unknown) => checkedId(params, "user_id");
   const orgId = (params: unknown) => checkedId(params, "org_id");

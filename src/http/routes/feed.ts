@@ -33,7 +33,7 @@ const NotificationId = Type.Object({ id: PathId("The notification's id.", NOT_YO
 const POLLING =
   "Answers carry a weak ETag of the user's feed version: send it back in If-None-Match and an unchanged feed answers 304 with no body, after one indexed read.";
 
-/** The seed page's four feed endpoints (SPEC §3) and the mute settings (§4). */
+/** The four feed endpoints behind the bell, and the mute settings. */
 export async function feedRoutes(app: FastifyInstance, deps: Deps, pollIntervalS: number): Promise<void> {
   /**
    * Answers 304 when the client already has this version. The version came with the key lookup,

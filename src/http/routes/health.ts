@@ -8,7 +8,7 @@ const READY_TIMEOUT_MS = 2000;
 
 const Status = Type.Object({ status: Type.Literal("ok") }, { examples: [{ status: "ok" }] });
 
-/** Liveness (never touches the store) and readiness (the store answers within 2 s). SPEC §8. */
+/** Liveness (never touches the store) and readiness (the store answers within 2 s). */
 export async function healthRoutes(app: FastifyInstance, deps: Deps): Promise<void> {
   app.get(
     "/healthz",
