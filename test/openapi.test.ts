@@ -17,6 +17,7 @@ type Json = any;
 const METHODS = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 /** The only routes allowed to stay out of the document: the documentation itself and `/`. */
 const DOC_ROUTES = /^\/(?:$|openapi\.json$|docs(?:\/|$))/;
+const ADMIN = "test_admin_token_0123456789abcdef";
 
 describe.each(BACKENDS)("OpenAPI document on %s", (backend) => {
   let test: TestStore;
@@ -52,7 +53,7 @@ describe.each(BACKENDS)("OpenAPI document on %s", (backend) => {
     test = await openTestStore(backend);
     app = await buildApp({
       deps: createDeps(test.store),
-      adminToken: "test_admin_token_0123456789abcdef",
+      adminToken: ADMIN,
       onRoute: (route) => routes.push(route),
     });
     const r = await get("/openapi.json");
@@ -269,6 +270,32 @@ describe.each(BACKENDS)("OpenAPI document on %s", (backend) => {
     expect(client.statusCode).toBe(404);
     expect(client.json().error.type).toBe("not_found_error");
     expect(client.json().error.message).toContain("/docs");
+  });
+
+  it("validates bodies with the domain's messages, after a path id that cannot name anything", async () => {
+    const admin = (method: "POST" | "PATCH", url: string, body: unknown) =>
+      app.inject({ method, url, headers: { authorization: `Bearer ${ADMIN}` }, payload: body as object });
+    const user = await admin("POST", "/admin/v1/users", { email: `openapi-${backend}@example.com` });
+    expect(user.statusCode).toBe(201);
+    const cases: [string, unknown, number, string][] = [
+      [`/admin/v1/users/${user.json().id}`, { bogus: 1 }, 400, "bogus is not a known field"],
+      [
+        `/admin/v1/users/${user.json().id}`,
+        { name: 5 },
+        400,
+        "name must be a string of at most 200 characters, or null",
+      ],
+      ["/admin/v1/users/abc", { bogus: 1 }, 404, "No user with that id."],
+      ["/admin/v1/users/999999", { bogus: 1 }, 400, "bogus is not a known field"],
+      ["/admin/v1/users/999999", { name: "x" }, 404, "No user with id 999999."],
+    ];
+    for (const [url, body, status, message] of cases) {
+      const r = await admin("PATCH", url, body);
+      expect([r.statusCode, r.json().error.message], `${url} ${JSON.stringify(body)}`).toEqual([
+        status,
+        message,
+      ]);
+    }
   });
 
   it("is what `belfry openapi` prints, without a server or a database", () => {
