@@ -1,4 +1,4 @@
-/** The `error.type` values of the SPEC's error envelope (§2). */
+/** The `error.type` values of the error envelope `{"error": {"type", "message"}}`. */
 export type ErrorType =
   | "invalid_request_error"
   | "authentication_error"
@@ -8,6 +8,23 @@ export type ErrorType =
   | "rate_limit_error"
   | "api_error"
   | "unavailable_error";
+
+/**
+ * The one `error.type` each error status carries. 413 shares 400's type: an oversized body is an
+ * invalid request too.
+ */
+export const ERROR_TYPE_OF_STATUS = {
+  400: "invalid_request_error",
+  401: "authentication_error",
+  403: "permission_error",
+  404: "not_found_error",
+  409: "conflict_error",
+  413: "invalid_request_error",
+  429: "rate_limit_error",
+  500: "api_error",
+  503: "unavailable_error",
+} as const satisfies Record<number, ErrorType>;
+export type ErrorStatus = keyof typeof ERROR_TYPE_OF_STATUS;
 
 /**
  * The one error Belfry throws on purpose. The HTTP layer renders it as

@@ -23,7 +23,19 @@ interface ErrorLike {
   message: string;
 }
 
+/** One compiled validator per schema: a route and its domain function share it. */
+const compiledValidators = new WeakMap<TSchema, Validator<TSchema>>();
+
 export function validator<S extends TSchema>(schema: S): Validator<S> {
+  let v = compiledValidators.get(schema) as Validator<S> | undefined;
+  if (!v) {
+    v = compile(schema);
+    compiledValidators.set(schema, v);
+  }
+  return v;
+}
+
+function compile<S extends TSchema>(schema: S): Validator<S> {
   const compiled = Compile(schema);
   const v: Validator<S> = {
     check: (value): value is Static<S> => compiled.Check(value),

@@ -1,9 +1,9 @@
 import { type Static, type TObject, Type } from "typebox";
-import { PositiveId, Role } from "../schemas.js";
+import { PositiveId, Role, StringEnum } from "../schemas.js";
 import { formatMoney } from "./money.js";
 
 /**
- * The event catalog (SPEC §5): every event type Belfry knows, in one place. Each entry gives the
+ * The event catalog: every event type Belfry knows, in one place. Each entry gives the
  * type's data schema, whether producers may ingest it, and, for the five feed types, who sees it
  * in their feed and how it reads there. Validation, rendering, recipients, the webhook filter and
  * the docs all come from here, so adding a type touches this file only.
@@ -44,6 +44,8 @@ export interface EventDefinition<S extends TObject = TObject> {
    */
   webhook?: { recipients(ctx: RecipientContext<Static<S>>): number[] | Promise<number[]> };
   description: string;
+  /** Sample data: the API reference renders its examples from it (and a test checks it is valid). */
+  example: Static<S>;
 }
 
 const define = <S extends TObject>(def: EventDefinition<S>) => def;
@@ -52,6 +54,7 @@ export const catalog = {
   "system.payment.received": define({
     description: "A top-up reached the user's wallet.",
     ingest: true,
+    example: { amount_cents: 2500, balance_cents: 3140 },
     data: Type.Object({
       amount_cents: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }),
       balance_cents: Cents,
@@ -72,6 +75,7 @@ export const catalog = {
   "system.balance.notify.dispatched": define({
     description: "The low-balance cron found the balance below the user's alert threshold.",
     ingest: true,
+    example: { balance_cents: 420, threshold_cents: 1000 },
     data: Type.Object({
       balance_cents: Cents,
       threshold_cents: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
@@ -88,6 +92,7 @@ export const catalog = {
   "admin.org.member.add": define({
     description: "Someone was added to an org (shown to the org's owners and admins).",
     ingest: false,
+    example: { org_id: 3, org_name: "Acme", user_id: 8, email: "grace@example.com", role: "admin" },
     data: Type.Object({ org_id: Id, org_name: Type.String(), user_id: Id, email: Type.String(), role: Role }),
     feed: {
       recipients: async ({ data, orgManagers }) =>
@@ -102,6 +107,7 @@ export const catalog = {
   "admin.api_key.revoke": define({
     description: "A platform administrator revoked one of the user's keys (personal or org).",
     ingest: false,
+    example: { key_id: 12, name: "laptop", prefix: "bf_Zx3kP0aQw", user_id: 7, org_id: null },
     data: Type.Object({ ...KeyFacts, org_id: Type.Union([Id, Type.Null()]) }),
     feed: {
       recipients: ({ data }) => [data.user_id],
@@ -115,6 +121,15 @@ export const catalog = {
   "org.api_key.revoke": define({
     description: "An org owner or admin revoked one of the user's org keys.",
     ingest: false,
+    example: {
+      key_id: 15,
+      name: "ci",
+      prefix: "bf_Q8mWv2LrT",
+      user_id: 8,
+      org_id: 3,
+      org_name: "Acme",
+      revoked_by_user_id: 7,
+    },
     data: Type.Object({ ...KeyFacts, org_id: Id, org_name: Type.String(), revoked_by_user_id: Id }),
     feed: {
       recipients: ({ data }) => (data.revoked_by_user_id === data.user_id ? [] : [data.user_id]),
@@ -128,6 +143,14 @@ export const catalog = {
   "admin.org.member.remove": define({
     description: "A member was removed from an org; their org keys of that org were revoked.",
     ingest: false,
+    example: {
+      org_id: 3,
+      org_name: "Acme",
+      user_id: 8,
+      email: "grace@example.com",
+      role: "member",
+      revoked_key_ids: [15],
+    },
     data: Type.Object({
       org_id: Id,
       org_name: Type.String(),
@@ -141,6 +164,14 @@ export const catalog = {
   "admin.org.member.role_change": define({
     description: "A member's role in an org changed.",
     ingest: false,
+    example: {
+      org_id: 3,
+      org_name: "Acme",
+      user_id: 8,
+      email: "grace@example.com",
+      role: "admin",
+      previous_role: "member",
+    },
     data: Type.Object({
       org_id: Id,
       org_name: Type.String(),
@@ -154,18 +185,21 @@ export const catalog = {
   "admin.api_key.create": define({
     description: "A platform administrator created a personal key for the user.",
     ingest: false,
+    example: { key_id: 12, name: "laptop", prefix: "bf_Zx3kP0aQw", user_id: 7, org_id: null },
     data: Type.Object({ ...KeyFacts, org_id: Type.Null() }),
     webhook: { recipients: ({ userId }) => (userId === null ? [] : [userId]) },
   }),
   "org.api_key.create": define({
     description: "An org key was created for a member.",
     ingest: false,
+    example: { key_id: 15, name: "ci", prefix: "bf_Q8mWv2LrT", user_id: 8, org_id: 3, org_name: "Acme" },
     data: Type.Object({ ...KeyFacts, org_id: Id, org_name: Type.String() }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
   }),
   "admin.user.update": define({
     description: "A platform administrator changed the user's email or name.",
     ingest: false,
+    example: { user_id: 7, email: "ada@example.com", name: "Ada Lovelace", changed: ["name"] },
     data: Type.Object({
       user_id: Id,
       email: Type.String(),
@@ -177,6 +211,7 @@ export const catalog = {
   "webhook.test": define({
     description: "A test event sent to one webhook endpoint on request.",
     ingest: false,
+    example: {},
     data: Type.Object({}),
     webhook: { recipients: () => [] },
   }),
@@ -192,6 +227,11 @@ export const FEED_TYPES = EVENT_TYPES.filter((t) => "feed" in catalog[t]);
 /** The types producers may send to the ingest endpoint. */
 export const INGEST_TYPES = EVENT_TYPES.filter((t) => catalog[t].ingest);
 
+/** Any event type (webhook `event_types`, delivery `event_type`), as an enum. */
+export const EventTypeName = StringEnum(EVENT_TYPES, { description: "An event type of the catalog." });
+/** One of the five feed types (the feed's `type` filter, notification `type`, mutes), as an enum. */
+export const FeedTypeName = StringEnum(FEED_TYPES, { description: "One of the feed's event types." });
+
 /** A type's feed behaviour with its data type erased, for code that handles any type. */
 export interface FeedBehaviour {
   recipients(ctx: RecipientContext<unknown>): number[] | Promise<number[]>;
@@ -201,6 +241,11 @@ export interface FeedBehaviour {
 /** The feed behaviour of `type`, or undefined for webhook-only types. */
 export const feedOf = (type: EventType): FeedBehaviour | undefined =>
   (catalog[type] as { feed?: FeedBehaviour }).feed;
+
+/** How a feed type's sample data reads in the feed: what the API reference shows. */
+export function renderExample(type: EventType): Rendered | undefined {
+  return feedOf(type)?.render(catalog[type].example);
+}
 
 /** Whose webhook endpoints receive an event of `type`: its feed recipients, or its webhook rule. */
 export function webhookRecipientsOf(type: EventType): FeedBehaviour["recipients"] {

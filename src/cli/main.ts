@@ -9,6 +9,7 @@ import { startServer } from "../server.js";
 import { migrate } from "../store/migrate.js";
 import { openStore } from "../store/store.js";
 import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
+import { OPENAPI_USAGE, runOpenApi } from "./openapi.js";
 import { runSeed } from "./seed.js";
 
 const USAGE = `Usage: belfry <command>
@@ -18,6 +19,7 @@ const USAGE = `Usage: belfry <command>
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
   seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
+  openapi    print the OpenAPI 3.1 document, or write it with --out <file> (no server, no database)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
 BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
@@ -29,6 +31,11 @@ async function main(argv: string[]): Promise<number> {
   const [command = "serve", ...rest] = argv;
   if (command === "--help" || command === "-h" || command === "help") {
     console.log(USAGE);
+    return 0;
+  }
+  if (command === "openapi") {
+    if (rest[0] === "--help") console.log(OPENAPI_USAGE);
+    else await runOpenApi(rest);
     return 0;
   }
   const config = loadConfig();

@@ -2,7 +2,7 @@ import { type Static, type TSchema, Type } from "typebox";
 import { catalog, type EventType, INGEST_TYPES } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { ApiError, conflict, invalidRequest, notFound } from "../errors.js";
-import { PositiveId } from "../schemas.js";
+import { PositiveId, StringEnum } from "../schemas.js";
 import { insertMany } from "../store/insert-many.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
@@ -30,28 +30,54 @@ export const IngestRequest = Type.Object(
       pattern: "^[A-Za-z0-9._:-]{1,128}$",
       errorMessage: "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
     }),
-    type: Type.Unsafe<EventType>(
-      Type.Union(
-        INGEST_TYPES.map((t) => Type.Literal(t)),
-        { errorMessage: `must be one of the ingestible types: ${INGEST_TYPES.join(", ")}` },
-      ),
-    ),
+    type: StringEnum(INGEST_TYPES, {
+      errorMessage: `must be one of the ingestible types: ${INGEST_TYPES.join(", ")}`,
+    }),
     user_id: PositiveId,
-    data: Type.Object({}),
-    occurred_at: Type.Optional(Type.String({ maxLength: 64 })),
-    title: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    body: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
+    data: Type.Object(
+      {},
+      {
+        description:
+          "The event's data, checked against its type's schema in the catalog (extra fields are kept).",
+      },
+    ),
+    occurred_at: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description:
+          "RFC 3339 with any offset (default now), normalised to UTC, fractions truncated; at most 24 h ahead. Becomes the notification's created_at.",
+      }),
+    ),
+    title: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 200, description: "Overrides the rendered title." }),
+    ),
+    body: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 2000, description: "Overrides the rendered body." }),
+    ),
     link: Type.Optional(Type.Union([Link, Type.Null()], { errorMessage: `${LINK_MESSAGE}, or null` })),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: INGEST_TYPES.map((type, i) => ({
+      id: `evt-${1001 + i}`,
+      type,
+      user_id: 7,
+      data: catalog[type].example,
+    })),
+  },
 );
 export type IngestRequest = Static<typeof IngestRequest>;
 
-export const IngestResult = Type.Object({
-  id: Type.String(),
-  duplicate: Type.Boolean(),
-  notifications: Type.Integer(),
-});
+export const IngestResult = Type.Object(
+  {
+    id: Type.String(),
+    duplicate: Type.Boolean({ description: "true: this id was already ingested with the same content." }),
+    notifications: Type.Integer({
+      description: "Feed rows this call created (0 when muted or a duplicate).",
+    }),
+  },
+  { examples: [{ id: "evt-1001", duplicate: false, notifications: 1 }] },
+);
 export type IngestResult = Static<typeof IngestResult>;
 
 const validateRequest = validator(IngestRequest);
@@ -61,12 +87,39 @@ const validateData: Partial<Record<EventType, Validator<TSchema>>> = Object.from
 
 export const MAX_BATCH = 1000;
 export const IngestBatchRequest = Type.Object(
-  { events: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) },
-  { additionalProperties: false },
+  {
+    events: Type.Array(
+      Type.Unknown({
+        description:
+          "An event exactly as POST /admin/v1/events takes it. Each is checked on its own: one that fails is reported in its place in `results`, and the others land.",
+      }),
+      { minItems: 1, maxItems: MAX_BATCH },
+    ),
+  },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        events: INGEST_TYPES.map((type, i) => ({
+          id: `evt-${1001 + i}`,
+          type,
+          user_id: 7,
+          data: catalog[type].example,
+        })),
+      },
+    ],
+  },
 );
+/** What a batch item can fail with: its own validation, an unknown user, a reused id. */
+const ITEM_ERROR_TYPES = ["invalid_request_error", "not_found_error", "conflict_error"] as const;
 const BatchItemError = Type.Object({
-  id: Type.Union([Type.String(), Type.Null()]),
-  error: Type.Object({ type: Type.String(), message: Type.String() }),
+  id: Type.Union([Type.String(), Type.Null()], {
+    description: "The item's id, or null when it had no string id.",
+  }),
+  error: Type.Object({
+    type: StringEnum(ITEM_ERROR_TYPES),
+    message: Type.String({ description: "Starts with events[i]:, the item's index." }),
+  }),
 });
 export const IngestBatchResult = Type.Object({
   results: Type.Array(Type.Union([IngestResult, BatchItemError])),
@@ -176,7 +229,7 @@ async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
 }
 
 /**
- * Ingests one producer event (SPEC §6): validates it, then checks the user (404), then the
+ * Ingests one producer event: validates it, then checks the user (404), then the
  * idempotency key — the same `id` with the same content is a duplicate, with other content a
  * conflict. Event, feed rows, counters and webhook deliveries are written in one transaction;
  * when this resolves they are committed.
@@ -224,7 +277,10 @@ export async function ingestBatch(deps: Deps, body: unknown): Promise<IngestBatc
     results: results.map((r, index) => {
       if (r === undefined || !(r instanceof ApiError)) return r as IngestResult;
       const id = (events[index] as { id?: unknown } | null)?.id;
-      return { id: typeof id === "string" ? id : null, error: { type: r.type, message: r.message } };
+      return {
+        id: typeof id === "string" ? id : null,
+        error: { type: r.type as (typeof ITEM_ERROR_TYPES)[number], message: r.message },
+      };
     }),
   };
 }

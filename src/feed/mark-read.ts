@@ -1,4 +1,5 @@
 import { Type } from "typebox";
+import { FeedTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { notFound } from "../errors.js";
 import { transact } from "../store/transaction.js";
@@ -6,12 +7,18 @@ import { toIso } from "../time.js";
 import { bumpFeedVersion, lockFeed } from "./feed-lock.js";
 import { effectiveReadAt } from "./read-state.js";
 
-export const MarkReadResult = Type.Object({
-  id: Type.Integer(),
-  type: Type.String(),
-  read_at: Type.String(),
-});
-export const MarkAllReadResult = Type.Object({ marked_read: Type.Integer() });
+export const MarkReadResult = Type.Object(
+  {
+    id: Type.Integer(),
+    type: FeedTypeName,
+    read_at: Type.String({ description: "When the row was first read (RFC 3339 UTC)." }),
+  },
+  { examples: [{ id: 1, type: "system.payment.received", read_at: "2026-05-22T08:09:12Z" }] },
+);
+export const MarkAllReadResult = Type.Object(
+  { marked_read: Type.Integer({ description: "Rows this call flipped to read." }) },
+  { examples: [{ marked_read: 4 }] },
+);
 
 /** The one 404 of mark-read, whether the row is another user's, missing, or the id malformed. */
 export const NOT_YOURS = "No such notification.";

@@ -1,8 +1,8 @@
 import { type Static, Type } from "typebox";
-import { FEED_TYPES } from "../catalog/catalog.js";
+import { FEED_TYPES, FeedTypeName, renderExample } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest } from "../errors.js";
-import { booleanParam, pageParams, type Query, singleParam } from "../query-params.js";
+import { BooleanParam, EnumParam, PageQuery, pageParams, type Query, queryParams } from "../query-params.js";
 import { prepared } from "../store/prepared.js";
 import type { NotificationRow } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
@@ -10,28 +10,52 @@ import { snapshot } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
 import { effectiveReadAt, whereRead } from "./read-state.js";
 
-export const Notification = Type.Object({
-  id: Type.Integer(),
-  type: Type.String(),
-  title: Type.String(),
-  body: Type.String(),
-  link: Type.Union([Type.String(), Type.Null()]),
-  read_at: Type.Union([Type.String(), Type.Null()]),
-  created_at: Type.String(),
-});
+/** One row of every feed type, as the catalog renders its sample data: the API reference's examples. */
+const EXAMPLES = FEED_TYPES.map((type, i) => ({
+  id: FEED_TYPES.length - i,
+  type,
+  ...(renderExample(type) as NonNullable<ReturnType<typeof renderExample>>),
+  read_at: i === 0 ? null : "2026-05-22T08:09:12Z",
+  created_at: `2026-05-22T08:0${8 - i}:00Z`,
+}));
+
+export const Notification = Type.Object(
+  {
+    id: Type.Integer({ description: "Assigned in insertion order." }),
+    type: FeedTypeName,
+    title: Type.String(),
+    body: Type.String(),
+    link: Type.Union([Type.String(), Type.Null()], { description: "A console-relative path, or null." }),
+    read_at: Type.Union([Type.String(), Type.Null()], { description: "RFC 3339 UTC; null while unread." }),
+    created_at: Type.String({ description: "RFC 3339 UTC, whole seconds: when the event occurred." }),
+  },
+  { description: "One row of the user's feed.", examples: EXAMPLES },
+);
 export type Notification = Static<typeof Notification>;
 
-export const NotificationPage = Type.Object({
-  items: Type.Array(Notification),
-  total: Type.Integer(),
-  page: Type.Integer(),
-  page_size: Type.Integer(),
-});
+export const NotificationPage = Type.Object(
+  {
+    items: Type.Array(Notification),
+    total: Type.Integer({ description: "Every row matching the filters, whatever the page." }),
+    page: Type.Integer(),
+    page_size: Type.Integer(),
+  },
+  { examples: [{ items: EXAMPLES.slice(0, 2), total: 7, page: 1, page_size: 2 }] },
+);
 export type NotificationPage = Static<typeof NotificationPage>;
 
-export const UnreadCount = Type.Object({ count: Type.Integer() });
+export const UnreadCount = Type.Object({ count: Type.Integer() }, { examples: [{ count: 3 }] });
 
-/** The list filters of SPEC §3, parsed. `read`: true → read rows only, false → unread only. */
+/** The list's query string (`GET /api/v1/me/notifications`). */
+export const FeedQuery = Type.Object({
+  unread: BooleanParam("true: only unread rows. Cannot be true together with read."),
+  read: BooleanParam("true: only read rows. Cannot be true together with unread."),
+  type: EnumParam(FEED_TYPES, "Only rows of this feed type."),
+  ...PageQuery,
+});
+const readFeedQuery = queryParams(FeedQuery);
+
+/** The list filters, parsed. `read`: true → read rows only, false → unread only. */
 export interface FeedFilter {
   read?: boolean;
   type?: string;
@@ -40,17 +64,14 @@ export interface FeedFilter {
 }
 
 /**
- * Parses the list query string by the SPEC's rules (see `query-params.ts`); `type` must be a feed
- * type and `read`/`unread` cannot both be true.
+ * Parses the list query string by the rules of {@link FeedQuery} (see `query-params.ts`);
+ * `read` and `unread` cannot both be true.
  */
 export function parseFeedQuery(query: Query): FeedFilter {
-  const unread = booleanParam(query, "unread");
-  const read = booleanParam(query, "read");
+  const unread = readFeedQuery.unread(query);
+  const read = readFeedQuery.read(query);
   if (unread && read) throw invalidRequest("read and unread cannot both be true");
-  const type = singleParam(query, "type");
-  if (type !== undefined && !FEED_TYPES.includes(type as (typeof FEED_TYPES)[number])) {
-    throw invalidRequest(`type must be one of: ${FEED_TYPES.join(", ")}`);
-  }
+  const type = readFeedQuery.type(query);
   const filter: FeedFilter = pageParams(query);
   if (unread) filter.read = false;
   else if (read) filter.read = true;
@@ -60,7 +81,7 @@ export function parseFeedQuery(query: Query): FeedFilter {
 
 export const toNotification = (row: Omit<NotificationRow, "user_id" | "event_id">): Notification => ({
   id: row.id,
-  type: row.type,
+  type: row.type as Notification["type"],
   title: row.title,
   body: row.body,
   link: row.link,

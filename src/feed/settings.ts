@@ -1,22 +1,23 @@
 import { type Static, Type } from "typebox";
-import { FEED_TYPES } from "../catalog/catalog.js";
+import { FEED_TYPES, FeedTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
+import { StringEnum } from "../schemas.js";
 import { validator } from "../validation.js";
 
-export const FeedSettings = Type.Object({ muted_types: Type.Array(Type.String()) });
+export const FeedSettings = Type.Object(
+  { muted_types: Type.Array(FeedTypeName, { description: "Feed types kept out of the user's feed." }) },
+  { examples: [{ muted_types: ["system.balance.notify.dispatched"] }] },
+);
 export type FeedSettings = Static<typeof FeedSettings>;
 
 export const PutFeedSettingsRequest = Type.Object(
   {
     muted_types: Type.Array(
-      Type.Union(
-        FEED_TYPES.map((t) => Type.Literal(t)),
-        { errorMessage: `must be one of the feed types: ${FEED_TYPES.join(", ")}` },
-      ),
-      { maxItems: 100 },
+      StringEnum(FEED_TYPES, { errorMessage: `must be one of the feed types: ${FEED_TYPES.join(", ")}` }),
+      { maxItems: 100, description: "Replaces the list; duplicates are folded, keeping the first." },
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ muted_types: ["system.balance.notify.dispatched"] }] },
 );
 const validatePut = validator(PutFeedSettingsRequest);
 
@@ -27,7 +28,7 @@ export async function getFeedSettings(deps: Deps, userId: number): Promise<FeedS
     .select("muted_types")
     .where("user_id", "=", userId)
     .executeTakeFirstOrThrow();
-  return { muted_types: JSON.parse(row.muted_types) as string[] };
+  return { muted_types: JSON.parse(row.muted_types) as FeedSettings["muted_types"] };
 }
 
 /**
@@ -35,7 +36,7 @@ export async function getFeedSettings(deps: Deps, userId: number): Promise<FeedS
  * added from now on; unmuting does not back-fill.
  */
 export async function putFeedSettings(deps: Deps, userId: number, body: unknown): Promise<FeedSettings> {
-  const muted = [...new Set(validatePut.parse(body).muted_types as string[])];
+  const muted = [...new Set(validatePut.parse(body).muted_types)];
   await deps.store.db
     .updateTable("feed_states")
     .set({ muted_types: JSON.stringify(muted) })

@@ -1,11 +1,14 @@
 import { randomBytes } from "node:crypto";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
 import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
+import { registerApiDocs } from "./api-docs.js";
 import { adminAuth, refuseSessions, userAuth } from "./auth.js";
 import { registerCors } from "./cors.js";
 import { registerErrorHandling, send } from "./error-handler.js";
+import { registerErrorSchemas } from "./error-schemas.js";
+import { homeRoute } from "./home.js";
 import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
 import { DEFAULT_RATE_LIMITS, type RateLimits, registerRateLimits } from "./rate-limits.js";
@@ -16,6 +19,7 @@ import { orgKeyRoutes } from "./routes/org-keys.js";
 import { streamRoutes } from "./routes/stream.js";
 import { webhookRoutes } from "./routes/webhooks.js";
 import { trackUnusedConnections } from "./unused-connections.js";
+import { validatorCompiler } from "./validator-compiler.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
@@ -41,6 +45,10 @@ export interface AppOptions {
   maxConnections?: number;
   /** Browser origins allowed to call `/api/v1/me/*` and `/bell.js` (`BELFRY_CORS_ORIGINS`). Default none. */
   corsOrigins?: readonly string[];
+  /** Whether `GET /` redirects to the API reference (default true; off where `/` is a page of its own). */
+  home?: boolean;
+  /** Told about every route as it is registered (the OpenAPI test checks each is documented). */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 /** What Node's HTTP parser errors (raised before a request exists) are answered with. */
@@ -78,6 +86,8 @@ export async function buildApp({
   trustProxy = false,
   maxConnections = 10_000,
   corsOrigins = [],
+  home = true,
+  onRoute,
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = {
@@ -147,6 +157,13 @@ export async function buildApp({
   });
   registerJsonParser(app);
   registerErrorHandling(app);
+  if (onRoute) app.addHook("onRoute", onRoute);
+  // Route schemas validate bodies with our own validator (the same messages as the domain
+  // functions); query strings and most path parameters are read by the routes (see the file).
+  app.setValidatorCompiler(validatorCompiler);
+  registerErrorSchemas(app);
+  await registerApiDocs(app);
+  if (home) await app.register(homeRoute);
 
   const limiter = await registerRateLimits(app, limits);
 

@@ -9,7 +9,10 @@ import { toIso } from "../time.js";
 /** How long a ticket may wait to be used. */
 export const TICKET_TTL_S = 60;
 
-export const StreamTicket = Type.Object({ ticket: Type.String(), expires_at: Type.String() });
+export const StreamTicket = Type.Object({
+  ticket: Type.String({ description: "bft_… — pass it as ?ticket= to the stream, once." }),
+  expires_at: Type.String({ description: "RFC 3339 UTC; 60 s from now." }),
+});
 
 /**
  * Issues a single-use ticket for `GET …/stream?ticket=` (browsers' EventSource cannot send an

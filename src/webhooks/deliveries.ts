@@ -1,8 +1,10 @@
 import { type Static, Type } from "typebox";
+import { EventTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
-import { type Query, singleParam } from "../query-params.js";
+import { EnumParam, type Query, queryParams } from "../query-params.js";
+import { StringEnum } from "../schemas.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import { transact } from "../store/transaction.js";
 import { parseRfc3339, toIso } from "../time.js";
@@ -23,9 +25,9 @@ export const Attempt = Type.Object({
 });
 export const Delivery = Type.Object({
   id: Type.Integer(),
-  event_id: Type.String(),
-  event_type: Type.String(),
-  status: Type.String(),
+  event_id: Type.String({ description: "The event's opaque id (evt_…), also sent as webhook-id." }),
+  event_type: EventTypeName,
+  status: StringEnum(DELIVERY_STATUSES),
   next_attempt_at: Type.Union([Type.String(), Type.Null()]),
   created_at: Type.String(),
   attempts: Type.Array(Attempt),
@@ -40,19 +42,27 @@ export const DeliveryPage = Type.Object({
 export const QueuedDelivery = Type.Object({ delivery_id: Type.Integer() });
 export const Requeued = Type.Object({ requeued: Type.Integer() });
 
-const RecoverRequest = Type.Object(
-  { since: Type.String({ maxLength: 64, errorMessage: "must be an RFC 3339 date-time" }) },
-  { additionalProperties: false },
+export const RecoverRequest = Type.Object(
+  {
+    since: Type.String({
+      maxLength: 64,
+      errorMessage: "must be an RFC 3339 date-time",
+      description: "RFC 3339: failed and exhausted deliveries of events recorded at or after this instant.",
+    }),
+  },
+  { additionalProperties: false, examples: [{ since: "2026-05-22T00:00:00Z" }] },
 );
 const validateRecover = validator(RecoverRequest);
 
+/** The deliveries list's own filter (beside `page` and `page_size`). */
+export const DeliveryStatusQuery = Type.Object({
+  status: EnumParam(DELIVERY_STATUSES, "Only deliveries in this status."),
+});
+const readStatus = queryParams(DeliveryStatusQuery).status;
+
 /** `?status=` of the deliveries list, checked. */
 export function parseStatus(query: Query): DeliveryStatus | undefined {
-  const status = singleParam(query, "status");
-  if (status !== undefined && !(DELIVERY_STATUSES as readonly string[]).includes(status)) {
-    throw invalidRequest(`status must be one of: ${DELIVERY_STATUSES.join(", ")}`);
-  }
-  return status as DeliveryStatus | undefined;
+  return readStatus(query);
 }
 
 /** An endpoint's deliveries, newest first, each with its attempts; the total from kept counts. */
@@ -100,8 +110,8 @@ export async function listDeliveries(
     items = rows.map((r) => ({
       id: r.id,
       event_id: r.public_id,
-      event_type: r.type,
-      status: r.status,
+      event_type: r.type as Delivery["event_type"],
+      status: r.status as Delivery["status"], // cancelled rows are filtered out above
       next_attempt_at: r.next_attempt_at_ms === null ? null : toIso(Math.ceil(r.next_attempt_at_ms / 1000)),
       created_at: toIso(r.created_at),
       attempts: attempts

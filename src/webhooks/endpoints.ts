@@ -1,7 +1,8 @@
 import { type Static, Type } from "typebox";
-import { EVENT_TYPES } from "../catalog/catalog.js";
+import { EVENT_TYPES, EventTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest, notFound } from "../errors.js";
+import { StringEnum } from "../schemas.js";
 import type { WebhookEndpointRow } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
@@ -16,10 +17,14 @@ export const WebhookEndpoint = Type.Object({
   id: Type.Integer(),
   url: Type.String(),
   /** null: every event type, including types added later. */
-  event_types: Type.Union([Type.Array(Type.String()), Type.Null()]),
+  event_types: Type.Union([Type.Array(EventTypeName), Type.Null()], {
+    description: "The event types sent to this endpoint; null: every type, including types added later.",
+  }),
   description: Type.Union([Type.String(), Type.Null()]),
   enabled: Type.Boolean(),
-  disabled_reason: Type.Union([Type.String(), Type.Null()]),
+  disabled_reason: Type.Union([StringEnum(["manual", "gone", "failing"]), Type.Null()], {
+    description: "Why a disabled endpoint is off: manual, gone (it answered 410) or failing (for too long).",
+  }),
   created_at: Type.String(),
 });
 export type WebhookEndpoint = Static<typeof WebhookEndpoint>;
@@ -31,7 +36,7 @@ export const NewWebhookEndpoint = Type.Object({
   description: WebhookEndpoint.properties.description,
   enabled: Type.Boolean(),
   created_at: Type.String(),
-  secret: Type.String(),
+  secret: Type.String({ description: "The signing secret (whsec_…), shown in this answer only." }),
 });
 export const WebhookEndpointPage = Type.Object({
   items: Type.Array(WebhookEndpoint),
@@ -39,48 +44,63 @@ export const WebhookEndpointPage = Type.Object({
   page: Type.Integer(),
   page_size: Type.Integer(),
 });
-export const RotatedSecret = Type.Object({ secret: Type.String() });
+export const RotatedSecret = Type.Object({
+  secret: Type.String({
+    description: "The new signing secret; the previous one keeps signing beside it for a while.",
+  }),
+});
 
 const EventTypes = Type.Union(
   [
     Type.Array(
-      Type.Union(
-        EVENT_TYPES.map((t) => Type.Literal(t)),
-        { errorMessage: `must be one of the catalog's event types: ${EVENT_TYPES.join(", ")}` },
-      ),
+      StringEnum(EVENT_TYPES, {
+        errorMessage: `must be one of the catalog's event types: ${EVENT_TYPES.join(", ")}`,
+      }),
       { minItems: 1, maxItems: 100 },
     ),
     Type.Null(),
   ],
-  { errorMessage: "must be a non-empty array of event types, or null for every type" },
+  {
+    errorMessage: "must be a non-empty array of event types, or null for every type",
+    description:
+      "The event types to send (de-duplicated); null or absent: every type, including types added later.",
+  },
 );
 const Url = Type.String({ minLength: 1, maxLength: MAX_URL_LENGTH });
 const Description = Type.Union([Type.String({ maxLength: 500 }), Type.Null()], {
   errorMessage: "must be a string of at most 500 characters, or null",
 });
-const CreateRequest = Type.Object(
+export const CreateWebhookEndpointRequest = Type.Object(
   { url: Url, event_types: Type.Optional(EventTypes), description: Type.Optional(Description) },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ url: "https://hooks.example.com/belfry", event_types: ["system.payment.received"] }],
+  },
 );
-const UpdateRequest = Type.Object(
+export const UpdateWebhookEndpointRequest = Type.Object(
   {
     url: Type.Optional(Url),
     event_types: Type.Optional(EventTypes),
     description: Type.Optional(Description),
-    enabled: Type.Optional(Type.Boolean()),
+    enabled: Type.Optional(
+      Type.Boolean({
+        description: "false holds new deliveries; true sends what was held and forgets failures.",
+      }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, examples: [{ enabled: false }] },
 );
-const validateCreate = validator(CreateRequest);
-const validateUpdate = validator(UpdateRequest);
+const validateCreate = validator(CreateWebhookEndpointRequest);
+const validateUpdate = validator(UpdateWebhookEndpointRequest);
 
 export const toEndpoint = (row: WebhookEndpointRow): WebhookEndpoint => ({
   id: row.id,
   url: row.url,
-  event_types: row.event_types === null ? null : (JSON.parse(row.event_types) as string[]),
+  event_types:
+    row.event_types === null ? null : (JSON.parse(row.event_types) as WebhookEndpoint["event_types"]),
   description: row.description,
   enabled: row.disabled_at === null,
-  disabled_reason: row.disabled_reason,
+  disabled_reason: row.disabled_reason as WebhookEndpoint["disabled_reason"],
   created_at: toIso(row.created_at),
 });
 

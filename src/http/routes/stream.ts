@@ -1,15 +1,46 @@
 import type { OutgoingHttpHeaders } from "node:http";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { Type } from "typebox";
 import type { Deps } from "../../deps.js";
 import { ApiError, invalidRequest } from "../../errors.js";
 import { authenticate, credentialOf } from "../../identity/authenticate.js";
 import { parseId } from "../../ids.js";
-import { type Query, singleParam } from "../../query-params.js";
+import { type Query, queryParams, StringParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
 import { createTicket, redeemTicket, StreamTicket } from "../../stream/tickets.js";
 import { principal, userAuth } from "../auth.js";
 import { noBody } from "../no-body.js";
+import { operation } from "../operation.js";
 import type { Limiter } from "../rate-limits.js";
+
+const LAST_EVENT_ID =
+  "Resume after this notification id: the rows after it are replayed first, in id order (0 replays from the start). More than 1,000 missed rows, or an id beyond the newest, gets event reset and the stream goes on from now.";
+
+const StreamQuery = Type.Object({
+  ticket: StringParam(
+    "A ticket from POST /api/v1/me/notifications/stream-tickets (bft_…), for clients that cannot send an Authorization header (browsers' EventSource). Single use, valid 60 s; it acts as the key that asked for it. Needed when no Authorization header is sent.",
+  ),
+  last_event_id: StringParam(
+    `A notification id, or 0 (the Last-Event-ID header wins when both are sent). ${LAST_EVENT_ID}`,
+  ),
+});
+const readStream = queryParams(StreamQuery);
+
+const StreamHeaders = Type.Object({
+  "Last-Event-ID": Type.Optional(
+    Type.String({
+      description: `What EventSource sends when it reconnects: a notification id, or 0. ${LAST_EVENT_ID}`,
+    }),
+  ),
+});
+
+const STREAM_EVENTS = `Server-Sent Events (retry: 2000):
+- \`unread-count\` \`{"count", "version"}\` on connect, and after every change to the feed from any client or instance;
+- \`notification\` — a new row, as the list returns it; its SSE \`id:\` is the row's id;
+- \`read\` \`{"ids": [...]}\` or \`{"all": true}\` when rows are marked read;
+- \`reset\` \`{"last_event_id"}\` when a resume cannot be served (refetch the list);
+- a \`: heartbeat\` comment every 15 s (configurable).
+The stream closes when the key is revoked or the server shuts down; a client more than 1 MiB behind that does not catch up within 5 s is cut off, and reconnects with Last-Event-ID.`;
 
 /**
  * The live stream (`GET /api/v1/me/notifications/stream`) and its tickets. The stream takes the
@@ -28,7 +59,16 @@ export async function streamRoutes(
     {
       onRequest: limiter.guardAuthentication(userAuth(deps)),
       preValidation: noBody,
-      schema: { response: { 200: StreamTicket } },
+      schema: operation({
+        operationId: "createStreamTicket",
+        summary: "Get a stream ticket",
+        description:
+          "A single-use ticket, valid 60 s, to open the stream with ?ticket= where an Authorization header cannot be sent (EventSource). Takes no body.",
+        tag: "Stream",
+        auth: "keyOrSession",
+        body: "none",
+        success: { status: 200, description: "The ticket.", schema: StreamTicket },
+      }),
     },
     (request) => createTicket(deps, principal(request)),
   );
@@ -38,8 +78,28 @@ export async function streamRoutes(
     {
       // A HEAD would open a stream that never ends; it is not a route.
       exposeHeadRoute: false,
+      schema: operation({
+        operationId: "streamNotifications",
+        summary: "Stream feed changes",
+        description: `Live updates of the user's feed, with the usual Authorization header or a ?ticket=. ${STREAM_EVENTS}`,
+        tag: "Stream",
+        auth: "stream",
+        querystring: StreamQuery,
+        headers: StreamHeaders,
+        success: {
+          status: 200,
+          description: "The stream, open until the client leaves.",
+          schema: Type.String({ description: STREAM_EVENTS }),
+          contentType: "text/event-stream",
+          headers: { "Cache-Control": Type.String({ description: "no-cache" }) },
+        },
+        errors: {
+          400: "A malformed Last-Event-ID or last_event_id, or ticket given more than once.",
+          429: "Or this credential already holds 10 open streams on this instance.",
+        },
+      }),
       onRequest: limiter.guardAuthentication(async (request) => {
-        const ticket = singleParam(request.query as Query, "ticket");
+        const ticket = readStream.ticket(request.query as Query);
         request.principal =
           ticket !== undefined
             ? await redeemTicket(deps, ticket)
@@ -79,9 +139,7 @@ export async function streamRoutes(
 function resumeFrom(request: FastifyRequest): number | undefined {
   const header = request.headers["last-event-id"];
   const raw =
-    typeof header === "string" && header !== ""
-      ? header
-      : singleParam(request.query as Query, "last_event_id");
+    typeof header === "string" && header !== "" ? header : readStream.last_event_id(request.query as Query);
   if (raw === undefined) return undefined;
   if (raw === "0") return 0;
   const id = parseId(raw);
