@@ -40,7 +40,7 @@ export const DeliveryPage = Type.Object({
 export const QueuedDelivery = Type.Object({ delivery_id: Type.Integer() });
 export const Requeued = Type.Object({ requeued: Type.Integer() });
 
-const RecoverRequest = Type.Object(
+export const RecoverRequest = Type.Object(
   { since: Type.String({ maxLength: 64, errorMessage: "must be an RFC 3339 date-time" }) },
   { additionalProperties: false },
 );

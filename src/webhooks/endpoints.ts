@@ -58,11 +58,11 @@ const Url = Type.String({ minLength: 1, maxLength: MAX_URL_LENGTH });
 const Description = Type.Union([Type.String({ maxLength: 500 }), Type.Null()], {
   errorMessage: "must be a string of at most 500 characters, or null",
 });
-const CreateRequest = Type.Object(
+export const CreateRequest = Type.Object(
   { url: Url, event_types: Type.Optional(EventTypes), description: Type.Optional(Description) },
   { additionalProperties: false },
 );
-const UpdateRequest = Type.Object(
+export const UpdateRequest = Type.Object(
   {
     url: Type.Optional(Url),
     event_types: Type.Optional(EventTypes),
