@@ -10,7 +10,10 @@ import type {
   IngestRequest,
   IngestResult as IngestResultSchema,
 } from "../events/ingest.js";
-import type { MarkAllReadResult, MarkReadResult } from "../feed/mark-read.js";
+import type {
+  MarkAllReadResult as MarkAllReadResultSchema,
+  MarkReadResult as MarkReadResultSchema,
+} from "../feed/mark-read.js";
 import type {
   NotificationPage as NotificationPageSchema,
   Notification as NotificationSchema,
@@ -55,8 +58,8 @@ export type { EventType };
 export type Notification = Static<typeof NotificationSchema>;
 export type NotificationPage = Static<typeof NotificationPageSchema>;
 export type UnreadCount = Static<typeof UnreadCountSchema>;
-export type MarkReadResult = Static<typeof MarkReadResult>;
-export type MarkAllReadResult = Static<typeof MarkAllReadResult>;
+export type MarkReadResult = Static<typeof MarkReadResultSchema>;
+export type MarkAllReadResult = Static<typeof MarkAllReadResultSchema>;
 export type FeedSettings = Static<typeof FeedSettingsSchema>;
 export type FeedSettingsUpdate = Static<typeof PutFeedSettingsRequest>;
 
