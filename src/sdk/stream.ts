@@ -106,12 +106,13 @@ export async function* feedStream(
     }
     if (signal?.aborted) return;
     onDisconnect?.(dropped);
-    // At least the server's `retry:`, doubling while attempts fail, with jitter on top.
-    const step = Math.min(MAX_RECONNECT_DELAY_MS, retryMs * 2 ** failures);
+    // At least the server's `retry:`, growing by half while attempts fail (a restart that takes
+    // seconds is caught within seconds), with up to a quarter of jitter on top.
+    const step = Math.min(MAX_RECONNECT_DELAY_MS, retryMs * 1.5 ** failures);
     const asked = (dropped.retryAfter ?? 0) * 1000;
     failures++;
     try {
-      await sleep(Math.max(asked, step + (Math.random() * step) / 2), signal);
+      await sleep(Math.max(asked, step + (Math.random() * step) / 4), signal);
     } catch {
       return; // aborted while waiting
     }
