@@ -1,15 +1,26 @@
 #!/usr/bin/env node
 import type { FastifyBaseLogger } from "fastify";
-import { pino } from "pino";
 import { type Config, ConfigError, loadConfig } from "../config.js";
-import { startDeliveryWorker } from "../delivery/worker.js";
-import { createDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
-import { startServer } from "../server.js";
-import { migrate } from "../store/migrate.js";
-import { openStore } from "../store/store.js";
-import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
-import { runSeed } from "./seed.js";
+import { UsageError } from "./usage-error.js";
+import { runWatch } from "./watch.js";
+
+/**
+ * The server's modules, loaded only by the commands that use them: `belfry watch`, which a
+ * status bar may start every few seconds, then loads the SDK alone and starts several times faster.
+ */
+async function serverSide() {
+  const [{ pino }, { startDeliveryWorker }, { createDeps }, { startServer }, { migrate }, { openStore }] =
+    await Promise.all([
+      import("pino"),
+      import("../delivery/worker.js"),
+      import("../deps.js"),
+      import("../server.js"),
+      import("../store/migrate.js"),
+      import("../store/store.js"),
+    ]);
+  return { pino, startDeliveryWorker, createDeps, startServer, migrate, openStore };
+}
 
 const USAGE = `Usage: belfry <command>
 
@@ -18,6 +29,7 @@ const USAGE = `Usage: belfry <command>
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
   seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
+  watch      print a user's unread count for a status bar, live (belfry watch --help)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
 BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
@@ -31,7 +43,10 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // A client of a Belfry somewhere: it needs none of the server's configuration.
+  if (command === "watch") return watch(rest);
   const config = loadConfig();
+  const { createDeps, migrate, openStore } = await serverSide();
   switch (command) {
     case "serve":
       return serve(config);
@@ -42,6 +57,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         await migrate(store);
         const deps = createDeps(store, { webhooks: config.webhooks });
+        const { runSeed } = await import("./seed.js");
         const seeded = await runSeed(deps, rest, (line) => process.stderr.write(line));
         console.log(JSON.stringify(seeded, null, 2));
       } finally {
@@ -60,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "admin": {
+      const { ADMIN_USAGE, runAdmin } = await import("./admin.js");
       if (rest.length === 0 || rest[0] === "--help") {
         console.log(ADMIN_USAGE);
         return rest.length === 0 ? 2 : 0;
@@ -82,11 +99,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(config: Config): Promise<number> {
+  const { startServer } = await serverSide();
   const server = await startServer(config);
   return untilSignal(server.app.log, () => server.close());
 }
 
 async function work(config: Config): Promise<number> {
+  const { createDeps, migrate, openStore, pino, startDeliveryWorker } = await serverSide();
   const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
   await migrate(store);
   const log = pino({ level: config.logLevel });
@@ -95,6 +114,21 @@ async function work(config: Config): Promise<number> {
   return untilSignal(log, async () => {
     await worker.stop();
     await store.close();
+  });
+}
+
+/** `belfry watch` until it is done, or interrupted (SIGINT, SIGTERM, or the bar closing its pipe). */
+function watch(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  process.stdout.on("error", stop); // EPIPE: the bar went away
+  return runWatch(argv, {
+    env: process.env,
+    write: (text) => void process.stdout.write(text),
+    warn: (text) => void process.stderr.write(text),
+    signal: controller.signal,
   });
 }
 
