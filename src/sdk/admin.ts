@@ -31,7 +31,19 @@ import type {
   User,
 } from "./types.js";
 
-export * from "./errors.js";
+export {
+  ApiError,
+  AuthenticationError,
+  BelfryError,
+  ConflictError,
+  ConnectionError,
+  InvalidRequestError,
+  NotFoundError,
+  PermissionError,
+  RateLimitError,
+  TimeoutError,
+  UnavailableError,
+} from "./errors.js";
 export type { ClientOptions } from "./http.js";
 export { BATCH_SIZE, IngestManyError } from "./ingest-many.js";
 export type { RequestOptions } from "./notifications-api.js";

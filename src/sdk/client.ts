@@ -13,7 +13,19 @@ import { feedStream, type StreamOptions } from "./stream.js";
 import type { ApiKey, FeedSettings, FeedSettingsUpdate, FeedStreamEvent, StreamTicket } from "./types.js";
 import { WebhooksApi } from "./webhooks-api.js";
 
-export * from "./errors.js";
+export {
+  ApiError,
+  AuthenticationError,
+  BelfryError,
+  ConflictError,
+  ConnectionError,
+  InvalidRequestError,
+  NotFoundError,
+  PermissionError,
+  RateLimitError,
+  TimeoutError,
+  UnavailableError,
+} from "./errors.js";
 export type { ClientOptions } from "./http.js";
 export type { RequestOptions, UnreadCountPoll } from "./notifications-api.js";
 export type { StreamOptions } from "./stream.js";

@@ -30,7 +30,12 @@ export interface UnreadCountPoll {
 
 const BASE = "/api/v1/me/notifications";
 
-/** The signed-in user's feed: `client.notifications`. */
+/**
+ * The signed-in user's feed: `client.notifications`.
+ *
+ * @example
+ * const { items } = await client.notifications.list({ unread: true });
+ */
 export class NotificationsApi {
   readonly #core: HttpCore;
 

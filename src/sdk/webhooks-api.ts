@@ -22,6 +22,9 @@ const at = (id: number) => `${BASE}/${encodeURIComponent(String(id))}`;
  * The signed-in user's webhook endpoints and their deliveries: `client.webhooks`. Creating,
  * rotating, testing, redelivering and recovering are not retried after a failure that may have
  * reached the server (each would happen twice); the rest are.
+ *
+ * @example
+ * const { items } = await client.webhooks.list();
  */
 export class WebhooksApi {
   readonly #core: HttpCore;
