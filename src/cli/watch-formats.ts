@@ -100,8 +100,8 @@ const RENDERERS: Record<WatchFormat, WatchRenderer> = {
       const lines = first ? [] : ["~~~"];
       lines.push(s.stale ? `${BELL} ${shown(s)} | color=gray` : `${BELL} ${shown(s)}`, "---");
       if (s.stale) lines.push(tooltip(s));
-      else lines.push(s.count ? plural(s.count) : "No unread notifications");
-      if (s.latest.length > 0) lines.push("---", ...s.latest.map(titleLine));
+      lines.push(...s.latest.map(titleLine));
+      if (s.latest.length === 0 && !s.stale) lines.push("No notifications");
       return lines;
     },
   },
