@@ -7,7 +7,7 @@
 // (a local http:// URL needs BELFRY_WEBHOOK_ALLOW_HTTP=true and
 // BELFRY_WEBHOOK_ALLOW_NETWORKS=127.0.0.0/8,::1/128 on the Belfry side).
 import { createServer } from "node:http";
-import { verifyWebhook, WebhookVerificationError } from "belfry";
+import { verifyWebhook, WebhookVerificationError } from "belfry/webhooks";
 
 const secret = process.env.BELFRY_WEBHOOK_SECRET;
 if (!secret) {

@@ -7,6 +7,7 @@ import { addMember, createOrg } from "../identity/orgs.js";
 import { createUser, updateUser } from "../identity/users.js";
 import { parseId } from "../ids.js";
 import { parseJson } from "../json.js";
+import { UsageError } from "./usage-error.js";
 
 export const ADMIN_USAGE = `belfry admin <command>   (writes to the store DATABASE_URL names)
 
@@ -20,9 +21,7 @@ export const ADMIN_USAGE = `belfry admin <command>   (writes to the store DATABA
 
 Each prints the created or changed resource as JSON, exactly as the HTTP API answers.`;
 
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+export { UsageError };
 
 /**
  * Runs one admin command through the same library functions the HTTP routes call, so the CLI

@@ -1,16 +1,26 @@
 #!/usr/bin/env node
 import type { FastifyBaseLogger } from "fastify";
-import { pino } from "pino";
 import { type Config, ConfigError, loadConfig } from "../config.js";
-import { startDeliveryWorker } from "../delivery/worker.js";
-import { createDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
-import { startServer } from "../server.js";
-import { migrate } from "../store/migrate.js";
-import { openStore } from "../store/store.js";
-import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
-import { OPENAPI_USAGE, runOpenApi } from "./openapi.js";
-import { runSeed } from "./seed.js";
+import { UsageError } from "./usage-error.js";
+import { runWatch } from "./watch.js";
+
+/**
+ * The server's modules, loaded only by the commands that use them: `belfry watch`, which a
+ * status bar may start every few seconds, then loads the SDK alone and starts several times faster.
+ */
+async function serverSide() {
+  const [{ pino }, { startDeliveryWorker }, { createDeps }, { startServer }, { migrate }, { openStore }] =
+    await Promise.all([
+      import("pino"),
+      import("../delivery/worker.js"),
+      import("../deps.js"),
+      import("../server.js"),
+      import("../store/migrate.js"),
+      import("../store/store.js"),
+    ]);
+  return { pino, startDeliveryWorker, createDeps, startServer, migrate, openStore };
+}
 
 const USAGE = `Usage: belfry <command>
 
@@ -19,6 +29,7 @@ const USAGE = `Usage: belfry <command>
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
   seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
+  watch      print a user's unread count for a status bar, live (belfry watch --help)
   openapi    print the OpenAPI 3.1 document, or write it with --out <file> (no server, no database)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
@@ -33,12 +44,16 @@ async function main(argv: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
+  // A client of a Belfry somewhere: it needs none of the server's configuration.
+  if (command === "watch") return watch(rest);
   if (command === "openapi") {
+    const { OPENAPI_USAGE, runOpenApi } = await import("./openapi.js");
     if (rest[0] === "--help") console.log(OPENAPI_USAGE);
     else await runOpenApi(rest);
     return 0;
   }
   const config = loadConfig();
+  const { createDeps, migrate, openStore } = await serverSide();
   switch (command) {
     case "serve":
       return serve(config);
@@ -49,6 +64,7 @@ async function main(argv: string[]): Promise<number> {
       try {
         await migrate(store);
         const deps = createDeps(store, { webhooks: config.webhooks });
+        const { runSeed } = await import("./seed.js");
         const seeded = await runSeed(deps, rest, (line) => process.stderr.write(line));
         console.log(JSON.stringify(seeded, null, 2));
       } finally {
@@ -67,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "admin": {
+      const { ADMIN_USAGE, runAdmin } = await import("./admin.js");
       if (rest.length === 0 || rest[0] === "--help") {
         console.log(ADMIN_USAGE);
         return rest.length === 0 ? 2 : 0;
@@ -89,11 +106,13 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(config: Config): Promise<number> {
+  const { startServer } = await serverSide();
   const server = await startServer(config);
   return untilSignal(server.app.log, () => server.close());
 }
 
 async function work(config: Config): Promise<number> {
+  const { createDeps, migrate, openStore, pino, startDeliveryWorker } = await serverSide();
   const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
   await migrate(store);
   const log = pino({ level: config.logLevel });
@@ -102,6 +121,21 @@ async function work(config: Config): Promise<number> {
   return untilSignal(log, async () => {
     await worker.stop();
     await store.close();
+  });
+}
+
+/** `belfry watch` until it is done, or interrupted (SIGINT, SIGTERM, or the bar closing its pipe). */
+function watch(argv: string[]): Promise<number> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  process.stdout.on("error", stop); // EPIPE: the bar went away
+  return runWatch(argv, {
+    env: process.env,
+    write: (text) => void process.stdout.write(text),
+    warn: (text) => void process.stderr.write(text),
+    signal: controller.signal,
   });
 }
 

@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { createDeps } from "../deps.js";
 import { buildApp } from "../http/app.js";
 import { openStore } from "../store/store.js";
-import { UsageError } from "./admin.js";
+import { UsageError } from "./usage-error.js";
 
 export const OPENAPI_USAGE = `Usage: belfry openapi [--out <file>]
 

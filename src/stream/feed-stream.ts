@@ -1,9 +1,19 @@
 import type { ServerResponse } from "node:http";
+import type { Static } from "typebox";
 import type { Deps } from "../deps.js";
-import { toNotification } from "../feed/notifications.js";
+import { type Notification, toNotification } from "../feed/notifications.js";
 import { effectiveReadAt } from "../feed/read-state.js";
 import { credentialOf, type Principal, principalOf } from "../identity/authenticate.js";
 import type { BusMessage } from "./bus.js";
+import type { StreamRead, StreamReset, StreamUnreadCount } from "./stream-events.js";
+
+/** Each event name the stream sends, with its data. */
+interface StreamEventData {
+  notification: Notification;
+  "unread-count": Static<typeof StreamUnreadCount>;
+  read: Static<typeof StreamRead>;
+  reset: Static<typeof StreamReset>;
+}
 
 /** Rows a resume may replay; a client further behind gets `event: reset` and refetches. */
 export const MAX_REPLAY = 1000;
@@ -62,6 +72,8 @@ export class StreamHub {
  * - then, whenever the bus says the feed changed (here or on another instance): each new row as
  *   `event: notification` (SSE `id:` = its id), `event: read` `{ids}` or `{all: true}`, and
  *   `event: unread-count` whenever the version grew — versions never go backwards on a stream;
+ * - `unread-count` and `reset` carry the SSE `id:` of the newest row the client now has
+ *   accounted for, so a client that reconnects before any row arrived resumes without a gap;
  * - a heartbeat comment every `heartbeatS`, which also catches up on anything the bus missed and
  *   re-checks the key or session (a session that expired ends its streams there); a revoked key's
  *   streams, and an ended session's, close as soon as the bus reports it.
@@ -86,7 +98,7 @@ export async function serveFeedStream(
   let again = false;
   let closed = false;
 
-  const send = (event: string, data: unknown, id?: number) => {
+  const send = <E extends keyof StreamEventData>(event: E, data: StreamEventData[E], id?: number) => {
     if (closed) return;
     res.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
@@ -137,7 +149,7 @@ export async function serveFeedStream(
       .orderBy("id")
       .limit(MAX_REPLAY + 1)
       .execute();
-    if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId });
+    if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId }, lastId);
     else
       for (const row of rows) {
         send("notification", toNotification(row), row.id);
@@ -162,7 +174,7 @@ export async function serveFeedStream(
           reads = undefined;
         }
         if (s.version > sentVersion) {
-          send("unread-count", { count: s.unread, version: s.version });
+          send("unread-count", { count: s.unread, version: s.version }, cursor);
           sentVersion = s.version;
         }
         await keepUp();
@@ -230,15 +242,12 @@ export async function serveFeedStream(
   running = true;
   try {
     const start = await state();
-    send("unread-count", { count: start.unread, version: start.version });
+    const resume = lastEventId !== undefined && lastEventId <= start.lastId;
+    cursor = resume ? lastEventId : start.lastId;
+    send("unread-count", { count: start.unread, version: start.version }, cursor);
     sentVersion = start.version;
-    if (lastEventId !== undefined && lastEventId <= start.lastId) {
-      cursor = lastEventId;
-      await sendRowsAfter(start.lastId);
-    } else {
-      if (lastEventId !== undefined) send("reset", { last_event_id: start.lastId });
-      cursor = start.lastId;
-    }
+    if (resume) await sendRowsAfter(start.lastId);
+    else if (lastEventId !== undefined) send("reset", { last_event_id: start.lastId }, start.lastId);
   } catch {
     close();
   } finally {
