@@ -50,6 +50,9 @@ describe.each(BACKENDS)("batch ingest on %s", (backend) => {
     expect(results[7]).toMatchObject({ id: null, error: { type: "invalid_request_error" } });
     expect(results[8]).toMatchObject({ id: null, error: { type: "invalid_request_error" } });
     expect(results[9]).toEqual({ id: `d-${u.id}`, duplicate: false, notifications: 1 });
+    // Every failed item's message names it, whichever check refused it.
+    for (const i of [1, 2, 4, 6, 7, 8])
+      expect(results[i].error.message).toMatch(new RegExp(`^events\\[${i}\\]: `));
     // Landed and visible to the very next read, counters exact.
     expect(await count(u.key)).toBe(3);
     const list = await h.request("GET", "/api/v1/me/notifications", { key: u.key });

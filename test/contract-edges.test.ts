@@ -109,6 +109,12 @@ describe("errors raised before Fastify sees the request", () => {
     expect(envelopeOf(response).error.type).toBe("invalid_request_error");
   });
 
+  it("answers a HEAD with oversized headers with a bodiless 431", async () => {
+    const response = await raw(`HEAD /healthz?q=${"a".repeat(20_000)} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    expect(response.startsWith("HTTP/1.1 431")).toBe(true);
+    expect(response.endsWith("\r\n\r\n")).toBe(true);
+  });
+
   it("answers unparseable HTTP with 400 and the envelope", async () => {
     const response = await raw(
       "POST /admin/v1/users HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",

@@ -270,7 +270,12 @@ export async function ingestBatch(deps: Deps, body: unknown): Promise<IngestBatc
   if (valid.length > 0) {
     const outcomes = await transact(deps.store, (tx) => apply(tx, valid));
     outcomes.forEach((outcome, i) => {
-      results[slots[i] as number] = outcome;
+      const slot = slots[i] as number;
+      // Unknown users and conflicts name their item like validation failures do.
+      results[slot] =
+        outcome instanceof ApiError
+          ? new ApiError(outcome.status, outcome.type, `events[${slot}]: ${outcome.message}`)
+          : outcome;
     });
   }
   return {

@@ -121,9 +121,12 @@ export async function buildApp({
       if (!socket.writable) return;
       const { status, reason, message } = clientErrorAnswer((error as { code?: string }).code);
       const body = JSON.stringify({ error: { type: "invalid_request_error", message } });
+      // An answer to HEAD has no body: a client would read one as garbage after the answer.
+      const packet: unknown = error.rawPacket;
+      const head = Buffer.isBuffer(packet) && packet.subarray(0, 5).toString("latin1") === "HEAD ";
       socket.end(
         `HTTP/1.1 ${status} ${reason}\r\n` +
-          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+          `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${head ? "" : body}`,
       );
     },
   });
