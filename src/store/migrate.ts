@@ -3,6 +3,7 @@ import * as initial from "./migrations/0001-initial.js";
 import * as webhooks from "./migrations/0002-webhooks.js";
 import * as readMarks from "./migrations/0003-read-marks.js";
 import * as streamTickets from "./migrations/0004-stream-tickets.js";
+import * as ticketGenerations from "./migrations/0005-stream-ticket-generations.js";
 import type { Store } from "./store.js";
 
 const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
@@ -10,6 +11,7 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
   "0002-webhooks": webhooks,
   "0003-read-marks": readMarks,
   "0004-stream-tickets": streamTickets,
+  "0005-stream-ticket-generations": ticketGenerations,
 };
 
 /**

@@ -109,7 +109,10 @@ export interface StreamTicketsTable {
   key_id: number;
   user_id: number;
   expires_at: number;
+  /** When a stream last opened with the ticket. */
   used_at: number | null;
+  /** Grows with every stream opened on the ticket; only the stream holding the newest may stay open. */
+  generation: Generated<number>;
 }
 
 /** One mark-all-read: the user's rows up to `max_id` not read before were read at `at`. */

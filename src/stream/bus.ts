@@ -13,6 +13,8 @@ export interface Changes {
   deliveries: boolean;
   /** API keys revoked: their open streams close. */
   readonly revokedKeys: Set<number>;
+  /** Stream tickets (by hash) just opened again: their streams of older generations close. */
+  readonly tickets: Map<string, number>;
 }
 
 /** What a subscriber hears: a change, or "resync" after the bus may have missed some. */
@@ -31,9 +33,11 @@ export const emptyChanges = (): Changes => ({
   reads: new Map(),
   deliveries: false,
   revokedKeys: new Set(),
+  tickets: new Map(),
 });
 
-export const hasChanges = (c: Changes) => c.feeds.size > 0 || c.deliveries || c.revokedKeys.size > 0;
+export const hasChanges = (c: Changes) =>
+  c.feeds.size > 0 || c.deliveries || c.revokedKeys.size > 0 || c.tickets.size > 0;
 
 /** Subscribers of one process. */
 export class LocalListeners {
@@ -71,6 +75,7 @@ interface Wire {
   r?: [number, number[] | 1][];
   d?: 1;
   k?: number[];
+  t?: [string, number][];
 }
 
 /**
@@ -80,13 +85,20 @@ interface Wire {
 export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900): string[] {
   const messages: string[] = [];
   const base = JSON.stringify({ o: origin }).length;
-  const fresh = () => ({ d: false, f: [] as number[], r: [] as [number, number[] | 1][], k: [] as number[] });
+  const fresh = () => ({
+    d: false,
+    f: [] as number[],
+    r: [] as [number, number[] | 1][],
+    k: [] as number[],
+    t: [] as [string, number][],
+  });
   let parts = fresh();
   let bytes = base;
   const flush = () => {
     const wire: Wire = { o: origin };
     if (parts.d) wire.d = 1;
     if (parts.k.length > 0) wire.k = parts.k;
+    if (parts.t.length > 0) wire.t = parts.t;
     if (parts.f.length > 0) wire.f = parts.f;
     if (parts.r.length > 0) wire.r = parts.r;
     messages.push(JSON.stringify(wire));
@@ -106,6 +118,8 @@ export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900)
       p.d = true;
     });
   for (const key of changes.revokedKeys) add(key, (p) => p.k.push(key));
+  for (const [hash, generation] of changes.tickets)
+    add([hash, generation], (p) => p.t.push([hash, generation]));
   for (const user of changes.feeds) add(user, (p) => p.f.push(user));
   for (const [user, ids] of changes.reads) {
     if (ids === "all") add([user, 1], (p) => p.r.push([user, 1]));
@@ -132,6 +146,7 @@ export function decodeChanges(text: string, self: string): Changes | undefined {
   const changes = emptyChanges();
   changes.deliveries = wire.d === 1;
   for (const k of wire.k ?? []) changes.revokedKeys.add(k);
+  for (const [hash, generation] of wire.t ?? []) changes.tickets.set(hash, generation);
   for (const f of wire.f ?? []) changes.feeds.add(f);
   for (const [user, ids] of wire.r ?? []) changes.reads.set(user, ids === 1 ? "all" : ids);
   return changes;

@@ -4,6 +4,7 @@ import { toNotification } from "../feed/notifications.js";
 import { effectiveReadAt } from "../feed/read-state.js";
 import type { Principal } from "../identity/authenticate.js";
 import type { BusMessage } from "./bus.js";
+import { renewTicket, type TicketLease } from "./tickets.js";
 
 /** Rows a resume may replay; a client further behind gets `event: reset` and refetches. */
 export const MAX_REPLAY = 1000;
@@ -48,7 +49,9 @@ export class StreamHub {
  *   `event: notification` (SSE `id:` = its id), `event: read` `{ids}` or `{all: true}`, and
  *   `event: unread-count` whenever the version grew — versions never go backwards on a stream;
  * - a heartbeat comment every `heartbeatS`, which also catches up on anything the bus missed and
- *   re-checks the key; a revoked key's streams close at once when the bus reports it.
+ *   re-checks the key; a revoked key's streams close at once when the bus reports it;
+ * - opened with a ticket (`lease`), it closes as soon as a newer stream opens with the same
+ *   ticket, and each heartbeat renews the ticket (see tickets.ts).
  *
  * Catch-ups run one at a time per stream; a change during one schedules another, so nothing is
  * sent twice or out of order.
@@ -60,6 +63,7 @@ export async function serveFeedStream(
   res: ServerResponse,
   lastEventId: number | undefined,
   options: StreamOptions,
+  lease?: TicketLease,
 ): Promise<void> {
   const { userId } = principal;
   const { db } = deps.store;
@@ -162,6 +166,7 @@ export async function serveFeedStream(
     if ("resync" in message) return void catchUp();
     const { changes } = message;
     if (changes.revokedKeys.has(principal.keyId)) return close();
+    if (lease && (changes.tickets.get(lease.hash) ?? 0) > lease.generation) return close();
     if (!changes.feeds.has(userId)) return;
     const read = changes.reads.get(userId);
     if (read === "all" || reads === "all") reads = "all";
@@ -178,13 +183,15 @@ export async function serveFeedStream(
         .executeTakeFirst()
     )?.revoked_at !== null;
 
+  const holdsTicket = async () => lease === undefined || renewTicket(deps, lease, options.heartbeatS);
+
   const heartbeat = setInterval(() => {
     if (closed) return;
     // Still over the limit a whole heartbeat later: the client has stopped reading.
     if (res.writableLength > options.maxBufferBytes) return cutOff();
     res.write(": heartbeat\n\n");
-    keyRevoked().then(
-      (revoked) => (revoked ? close() : catchUp()),
+    Promise.all([keyRevoked(), holdsTicket()]).then(
+      ([revoked, holds]) => (revoked || !holds ? close() : catchUp()),
       () => close(),
     );
   }, options.heartbeatS * 1000);
@@ -210,6 +217,8 @@ export async function serveFeedStream(
   // announced meanwhile waits for it and runs after.
   running = true;
   try {
+    // A newer stream may have taken the ticket before this one subscribed to hear about it.
+    if (!(await holdsTicket())) return close();
     const start = await state();
     send("unread-count", { count: start.unread, version: start.version });
     sentVersion = start.version;

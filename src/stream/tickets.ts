@@ -5,15 +5,22 @@ import { unauthenticated } from "../errors.js";
 import type { Principal } from "../identity/authenticate.js";
 import { hashSecret } from "../identity/key-secret.js";
 import { toIso } from "../time.js";
+import { emptyChanges } from "./bus.js";
 
-/** How long a ticket may wait to be used. */
+/** How long a ticket stays good after it is issued, and after its stream's last heartbeat. */
 export const TICKET_TTL_S = 60;
 
 export const StreamTicket = Type.Object({ ticket: Type.String(), expires_at: Type.String() });
 
+/** The claim a stream holds on its ticket: it stays open only while its generation is the newest. */
+export interface TicketLease {
+  readonly hash: string;
+  readonly generation: number;
+}
+
 /**
- * Issues a single-use ticket for `GET …/stream?ticket=` (browsers' EventSource cannot send an
- * Authorization header). It acts as the key that asked for it, and only the hash is stored.
+ * Issues a ticket for `GET …/stream?ticket=` (browsers' EventSource cannot send an Authorization
+ * header). It acts as the key that asked for it, and only the hash is stored.
  */
 export async function createTicket(deps: Deps, principal: Principal) {
   const now = deps.clock();
@@ -34,28 +41,56 @@ export async function createTicket(deps: Deps, principal: Principal) {
 }
 
 /**
- * Uses a ticket up: the first call within its minute gets the key's principal (if the key is
- * still valid); a used, expired or unknown ticket is a 401. Atomic, so a ticket works once even
- * when two instances are handed it at the same moment.
+ * Opens a stream with a ticket. A ticket is good for any number of opens until it expires — so
+ * EventSource's automatic reconnect (same URL, after a network drop or a server restart) works —
+ * but holds one stream at a time: each open takes the next generation, atomically, and tells every
+ * instance (over the change bus) that streams of older generations of this ticket must close. An
+ * expired or unknown ticket, or one whose key was revoked, is a 401.
  */
-export async function redeemTicket(deps: Deps, ticket: string): Promise<Principal> {
+export async function redeemTicket(
+  deps: Deps,
+  ticket: string,
+): Promise<{ principal: Principal; lease: TicketLease }> {
   if (!/^bft_[A-Za-z0-9_-]{43}$/.test(ticket)) throw unauthenticated("Invalid stream ticket.");
   const now = deps.clock();
-  const used = await deps.store.db
+  const hash = hashSecret(ticket);
+  const taken = await deps.store.db
     .updateTable("stream_tickets")
-    .set({ used_at: now })
-    .where("secret_hash", "=", hashSecret(ticket))
-    .where("used_at", "is", null)
+    .set((eb) => ({ used_at: now, generation: eb("generation", "+", 1) }))
+    .where("secret_hash", "=", hash)
     .where("expires_at", ">", now)
-    .returning(["key_id", "user_id"])
+    .returning(["key_id", "user_id", "generation"])
     .executeTakeFirst();
-  if (!used) throw unauthenticated("This stream ticket is unknown, used or expired.");
+  if (!taken) throw unauthenticated("This stream ticket is unknown or expired; request a new one.");
   const key = await deps.store.db
     .selectFrom("api_keys as k")
     .innerJoin("feed_states as s", "s.user_id", "k.user_id")
     .select(["k.org_id", "k.revoked_at", "s.version"])
-    .where("k.id", "=", used.key_id)
+    .where("k.id", "=", taken.key_id)
     .executeTakeFirstOrThrow();
   if (key.revoked_at !== null) throw unauthenticated("This API key has been revoked.");
-  return { userId: used.user_id, keyId: used.key_id, orgId: key.org_id, feedVersion: key.version };
+  const lease = { hash, generation: taken.generation };
+  const changes = emptyChanges();
+  changes.tickets.set(hash, lease.generation);
+  await deps.store.bus.publish(changes);
+  return {
+    principal: { userId: taken.user_id, keyId: taken.key_id, orgId: key.org_id, feedVersion: key.version },
+    lease,
+  };
+}
+
+/**
+ * Called at every heartbeat of a ticket's stream: while the stream still holds the newest
+ * generation, the ticket's life is pushed to a full TTL past the next heartbeat, so a stream that
+ * drops at any moment leaves the client at least `TICKET_TTL_S` to reconnect with it. False when
+ * a newer stream took the ticket (or it is gone): this stream must close.
+ */
+export async function renewTicket(deps: Deps, lease: TicketLease, heartbeatS: number): Promise<boolean> {
+  const result = await deps.store.db
+    .updateTable("stream_tickets")
+    .set({ expires_at: deps.clock() + heartbeatS + TICKET_TTL_S })
+    .where("secret_hash", "=", lease.hash)
+    .where("generation", "=", lease.generation)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }

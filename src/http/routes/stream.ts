@@ -5,7 +5,7 @@ import { authenticateKey } from "../../identity/authenticate.js";
 import { parseId } from "../../ids.js";
 import { type Query, singleParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
-import { createTicket, redeemTicket, StreamTicket } from "../../stream/tickets.js";
+import { createTicket, redeemTicket, StreamTicket, type TicketLease } from "../../stream/tickets.js";
 import { principal, userAuth } from "../auth.js";
 import { noBody } from "../no-body.js";
 
@@ -14,6 +14,7 @@ import { noBody } from "../no-body.js";
  * usual Bearer key, or `?ticket=` for browsers, whose EventSource cannot send headers.
  */
 export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: StreamHub, options: StreamOptions) {
+  const leases = new WeakMap<FastifyRequest, TicketLease>();
   app.post(
     "/api/v1/me/notifications/stream-tickets",
     {
@@ -28,10 +29,13 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
     {
       preValidation: async (request) => {
         const ticket = singleParam(request.query as Query, "ticket");
-        request.principal =
-          ticket !== undefined
-            ? await redeemTicket(deps, ticket)
-            : await authenticateKey(deps, request.headers.authorization);
+        if (ticket === undefined) {
+          request.principal = await authenticateKey(deps, request.headers.authorization);
+          return;
+        }
+        const redeemed = await redeemTicket(deps, ticket);
+        request.principal = redeemed.principal;
+        leases.set(request, redeemed.lease);
       },
     },
     async (request, reply) => {
@@ -39,6 +43,8 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {
+        // Headers set by hooks before the hijack (request id, CORS) are kept.
+        ...(reply.getHeaders() as Record<string, string>),
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-cache",
         connection: "keep-alive",
@@ -46,7 +52,7 @@ export async function streamRoutes(app: FastifyInstance, deps: Deps, hub: Stream
         "x-request-id": request.id,
       });
       res.write("retry: 2000\n\n");
-      await serveFeedStream(deps, hub, principal(request), res, lastEventId, options);
+      await serveFeedStream(deps, hub, principal(request), res, lastEventId, options, leases.get(request));
     },
   );
 }
