@@ -8,6 +8,7 @@ import { registerErrorHandling, send } from "./error-handler.js";
 import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
 import { adminRoutes } from "./routes/admin.js";
+import { type BellBundle, bellRoutes, loadBellBundle } from "./routes/bell.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
 import { orgKeyRoutes } from "./routes/org-keys.js";
@@ -25,6 +26,8 @@ export interface AppOptions {
   stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
+  /** What `GET /bell.js` serves; default: dist/bell.js as built, read once now. */
+  bell?: BellBundle;
 }
 
 /** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
@@ -44,6 +47,7 @@ export async function buildApp({
   pollIntervalS = 60,
   stream = {},
   logger = false,
+  bell = loadBellBundle(),
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = { heartbeatS: 15, maxBufferBytes: 1024 * 1024, ...stream };
@@ -102,6 +106,7 @@ export async function buildApp({
   registerErrorHandling(app);
 
   await app.register(async (scope) => healthRoutes(scope, deps));
+  await app.register(async (scope) => bellRoutes(scope, bell));
   await app.register(async (scope) => {
     scope.addHook("preValidation", userAuth(deps));
     await feedRoutes(scope, deps, pollIntervalS);
