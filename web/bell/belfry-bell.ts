@@ -269,7 +269,7 @@ export class BelfryBell extends Base {
     clearTimeout(this.#announceTimer);
     this.#announceTimer = setTimeout(() => {
       const items = this.#announced.splice(0);
-      const region = this.#$(".sr");
+      const region = this.#$("[aria-live]");
       region.textContent = "";
       setTimeout(() => {
         region.textContent =
@@ -382,6 +382,7 @@ export class BelfryBell extends Base {
     }
     li.dataset.id = String(n.id);
     list.insertBefore(li, next);
+    this.#view();
   }
 
   #paint({ n, button }: Entry): void {
@@ -455,6 +456,12 @@ export class BelfryBell extends Base {
 
   #setState(state: ListState): void {
     this.#state = state;
+    this.#view();
+  }
+
+  /** Shows what the list holds and what is happening (loading, empty, offline, error). */
+  #view(): void {
+    const state = this.#state;
     const empty = this.#entries.size === 0;
     const t = this.#t;
     const text =
@@ -485,6 +492,10 @@ export class BelfryBell extends Base {
   #open(): void {
     const panel = this.#$("[part~=panel]");
     panel.hidden = false;
+    // Right-aligned under the bell (a console's top-right corner); flipped when that would
+    // push it off the left edge.
+    panel.classList.remove("l");
+    panel.classList.toggle("l", panel.getBoundingClientRect().left < 0);
     this.#$("[part~=button]").setAttribute("aria-expanded", "true");
     for (const entry of this.#entries.values()) this.#paint(entry); // fresh relative times
     if (this.#page === 0 && this.#state !== "loading") void this.#load(1);
