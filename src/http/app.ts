@@ -26,8 +26,8 @@ export interface AppOptions {
   stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
-  /** What `GET /bell.js` serves; default: dist/bell.js as built, read once now. */
-  bell?: BellBundle;
+  /** What `GET /bell.js` serves; default: dist/bell.js as built, read once now; null: none. */
+  bell?: BellBundle | null;
 }
 
 /** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
@@ -106,7 +106,7 @@ export async function buildApp({
   registerErrorHandling(app);
 
   await app.register(async (scope) => healthRoutes(scope, deps));
-  await app.register(async (scope) => bellRoutes(scope, bell));
+  await app.register(async (scope) => bellRoutes(scope, bell ?? undefined));
   await app.register(async (scope) => {
     scope.addHook("preValidation", userAuth(deps));
     await feedRoutes(scope, deps, pollIntervalS);
