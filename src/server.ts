@@ -24,6 +24,8 @@ export interface RunningServer {
 export async function startServer(
   config: Config,
   print: (line: string) => void = console.log,
+  /** Registers extra routes before listening (`belfry demo` adds its console; `serve` adds none). */
+  extend?: (app: FastifyInstance) => Promise<void>,
 ): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   const store = openStore(config.databaseUrl, {
@@ -41,6 +43,7 @@ export async function startServer(
       stream: { heartbeatS: config.sseHeartbeatS },
       logger: loggerOptions(config.logLevel),
     });
+    await extend?.(app);
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.port;

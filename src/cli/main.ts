@@ -9,6 +9,7 @@ import { startServer } from "../server.js";
 import { migrate } from "../store/migrate.js";
 import { openStore } from "../store/store.js";
 import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
+import { runDemo } from "./demo.js";
 import { runSeed } from "./seed.js";
 
 const USAGE = `Usage: belfry <command>
@@ -18,6 +19,7 @@ const USAGE = `Usage: belfry <command>
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
   seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
+  demo       a console page with the bell and buttons that raise each event type (loopback, throwaway store)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
 BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
@@ -37,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
       return serve(config);
     case "worker":
       return work(config);
+    case "demo": {
+      const demo = await runDemo(config);
+      return untilSignal(demo.app.log, () => demo.close());
+    }
     case "seed": {
       const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
       try {

@@ -2,31 +2,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type IncomingHttpHeaders, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { buildBell } from "../../scripts/build-bell.js";
 import { type BellBundle, loadBellBundle } from "../../src/http/routes/bell.js";
 import type { BackendName } from "./backends.js";
 import { type Harness, startHarness } from "./harness.js";
 
-/** Debian's Chromium (`apt-get install chromium`); Playwright never downloads a browser here. */
-export const CHROMIUM = process.env.BELFRY_CHROMIUM ?? "/usr/bin/chromium";
-
-/** One headless Chromium for a test file, with a fresh profile of its own. */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--no-first-run",
-      "--disable-quic",
-      "--disable-sync",
-    ],
-  });
-}
+export { CHROMIUM, launchChromium } from "../../scripts/chromium.js";
 
 /** The bell as `npm run build` bundles it, built fresh from web/ into a temporary file. */
 export async function freshBellBundle(): Promise<{ bundle: BellBundle; path: string; drop(): void }> {

@@ -12,7 +12,7 @@ button{font:inherit;color:inherit;background:none;border:0;cursor:pointer}
 .sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 [part~=button]{position:relative;display:grid;place-items:center;width:var(--belfry-size,36px);height:var(--belfry-size,36px);border-radius:50%;color:inherit}
 [part~=button]:hover{background:var(--_hover)}
-[part~=button] svg{width:60%;height:60%}
+[part~=button] svg{width:calc(var(--belfry-size,36px)*.62);height:calc(var(--belfry-size,36px)*.62)}
 [part~=badge]{position:absolute;top:0;right:0;transform:translate(25%,-15%);min-width:18px;height:18px;padding:0 5px;box-sizing:border-box;border-radius:9px;background:var(--_badge);color:var(--_badge-fg);font-size:11px;font-weight:600;line-height:18px;text-align:center}
 [part~=panel]{position:absolute;right:0;top:calc(100% + 8px);z-index:var(--belfry-z-index,1000);width:var(--belfry-panel-width,min(380px,calc(100vw - 16px)));max-height:var(--belfry-panel-height,480px);display:flex;flex-direction:column;background:var(--_bg);color:var(--_fg);border:1px solid var(--_border);border-radius:var(--belfry-radius,12px);box-shadow:var(--belfry-shadow,0 8px 24px rgba(0,0,0,.18));overflow:hidden}
 .l{left:0;right:auto}
