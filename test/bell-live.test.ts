@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BACKENDS } from "./support/backends.js";
-import { bellOf, until } from "./support/bell-page.js";
+import { bellOf, connectionOf, until } from "./support/bell-page.js";
 import { type BellRig, launchChromium, startBellRig, VISIBILITY_SWITCH } from "./support/browser.js";
 
 let browser: Browser;
@@ -104,9 +104,7 @@ describe.each(BACKENDS)("<belfry-bell> live on %s", (backend) => {
     await Promise.all(pages.map((p) => bellOf(p).unread(1)));
 
     // Which tab leads: the element says how it hears of changes.
-    // biome-ignore lint/suspicious/noExplicitAny: runs in the page
-    const connection = (p: Page) => bellOf(p).host.evaluate((el: any) => el.connection as string);
-    const roles = await Promise.all(pages.map(connection));
+    const roles = await Promise.all(pages.map(connectionOf));
     expect(roles.filter((r) => r === "stream")).toHaveLength(1);
     expect(roles.filter((r) => r === "relay")).toHaveLength(4);
     const leader = pages[roles.indexOf("stream")];

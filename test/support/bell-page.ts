@@ -32,3 +32,8 @@ export async function until(check: () => boolean | Promise<boolean>, what: strin
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** The bell's `connection` property: how its tab hears of changes (`stream`, `relay`, …). */
+export const connectionOf = (page: Page) =>
+  // biome-ignore lint/suspicious/noExplicitAny: runs in the page, where DOM types are not in this project's lib
+  page.locator("belfry-bell").evaluate((el: any) => el.connection as string) as Promise<string>;
