@@ -326,4 +326,60 @@ describe.each(BACKENDS)("<belfry-bell> on %s", (backend) => {
     await bell.items.first().waitFor();
     expect(await bell.items.first().locator("time").textContent()).toMatch(/现在|秒|分钟/);
   });
+  it("says what is happening: loading, empty, offline, and an error with a way to try again", async () => {
+    const u = await user();
+    const page = await rig.openBell(context, { token: u.key });
+    const bell = bellOf(page);
+    await bell.unread(0);
+    await bell.button.click();
+    await bell.status.filter({ hasText: "No notifications yet." }).waitFor();
+
+    await context.setOffline(true);
+    await bell.status.filter({ hasText: "You're offline." }).waitFor();
+    await context.setOffline(false);
+    await bell.status.filter({ hasText: "No notifications yet." }).waitFor();
+
+    await pay(u.id, "err");
+    await bell.control("Close notifications").click();
+    await page.reload();
+    await context.route("**/api/v1/me/notifications?**", (route) =>
+      route.fulfill({
+        status: 503,
+        contentType: "application/json",
+        body: JSON.stringify({ error: { type: "unavailable_error", message: "The store is unavailable." } }),
+      }),
+    );
+    const again = bellOf(page);
+    await again.unread(1);
+    await again.button.click();
+    await again.status.filter({ hasText: "Notifications couldn't be loaded." }).waitFor();
+    await context.unroute("**/api/v1/me/notifications?**");
+    await again.control("Try again").click();
+    await again.items.filter({ hasText: "Payment received" }).waitFor();
+    expect(await again.status.isVisible()).toBe(false);
+  });
+
+  it("follows prefers-color-scheme, and --belfry-* custom properties override it", async () => {
+    const u = await user();
+    await pay(u.id, "theme");
+    const dark = await browser.newContext({ colorScheme: "dark" });
+    try {
+      const page = await rig.openBell(dark, { token: u.key, style: "--belfry-badge-bg: rgb(1, 2, 3)" });
+      const bell = bellOf(page);
+      await bell.unread(1);
+      await bell.button.click();
+      const background = (l: typeof bell.panel) =>
+        l.evaluate(
+          // biome-ignore lint/suspicious/noExplicitAny: runs in the page
+          (el: any) => el.ownerDocument.defaultView.getComputedStyle(el).backgroundColor,
+        ) as Promise<string>;
+      expect(await background(bell.panel)).toBe("rgb(22, 27, 34)");
+      expect(await background(bell.badge)).toBe("rgb(1, 2, 3)");
+      const light = await rig.openBell(context, { token: u.key });
+      await bellOf(light).button.click();
+      expect(await background(bellOf(light).panel)).toBe("rgb(255, 255, 255)");
+    } finally {
+      await dark.close();
+    }
+  });
 });

@@ -118,7 +118,7 @@ export class BelfryBell extends Base {
     this.#$(".all").addEventListener("click", () => this.#filter(false));
     this.#$(".un").addEventListener("click", () => this.#filter(true));
     this.#$(".more").addEventListener("click", () => void this.#load(this.#page + 1));
-    this.#$(".retry").addEventListener("click", () => (this.#client ? this.#resync() : this.#restart()));
+    this.#$(".retry").addEventListener("click", () => (this.#live ? this.#resync() : this.#restart()));
   }
 
   #onVisibility = () => {
@@ -259,7 +259,8 @@ export class BelfryBell extends Base {
         (error) => this.#fail(error),
       );
     }
-    if (this.#page > 0 || this.#maxSeen >= 0)
+    const open = !this.#$("[part~=panel]").hidden;
+    if (this.#page > 0 || this.#maxSeen >= 0 || open)
       void this.#load(1, Math.min(200, Math.max(1, this.#page) * this.#pageSize()));
   };
 
