@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -40,6 +40,16 @@ describe("the bell bundle", () => {
       console.log("imported");`;
     const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script]);
     expect(stdout.trim()).toBe("imported");
+  });
+
+  it("is what the package exports as belfry/bell (after npm run build)", async () => {
+    const built = join(import.meta.dirname, "../dist/bell.js");
+    expect(existsSync(built), "dist/bell.js is missing: run `npm run build` (npm test does)").toBe(true);
+    const script = `const m = await import("belfry/bell"); console.log(typeof m.BelfryBell);`;
+    const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: join(import.meta.dirname, ".."),
+    });
+    expect(stdout.trim()).toBe("function");
   });
 
   it("is not there when it was not built: loadBellBundle says so with undefined", () => {

@@ -57,6 +57,8 @@ export class BelfryBell extends Base {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   #announced: Notification[] = [];
   #announceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Keeps relative times fresh while the panel is open. */
+  #clock: ReturnType<typeof setInterval> | undefined;
 
   /** How this tab hears of changes: `stream`, `polling`, `relay` (another tab's stream) or `paused`. */
   get connection(): Connection {
@@ -502,10 +504,15 @@ export class BelfryBell extends Base {
     if (this.#page === 0 && this.#state !== "loading") void this.#load(1);
     (this.#items()[0] ?? panel).focus();
     document.addEventListener("pointerdown", this.#outside);
+    clearInterval(this.#clock);
+    this.#clock = setInterval(() => {
+      for (const entry of this.#entries.values()) this.#paint(entry);
+    }, 30_000);
   }
 
   #close(returnFocus: boolean): void {
     document.removeEventListener("pointerdown", this.#outside);
+    clearInterval(this.#clock);
     const panel = this.#root?.querySelector<HTMLElement>("[part~=panel]");
     if (!panel || panel.hidden) return;
     panel.hidden = true;
