@@ -1,15 +1,13 @@
 import { createServer } from "node:http";
-import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Browser, BrowserContext } from "playwright-core";
+import { afterAll, describe, expect, it } from "vitest";
 import { BACKENDS, freshDatabase } from "./support/backends.js";
 import { bellOf, connectionOf, until } from "./support/bell-page.js";
 import { launchChromium } from "./support/browser.js";
 import { call, spawnServer } from "./support/process.js";
 
-let browser: Browser;
-beforeAll(async () => {
-  browser = await launchChromium();
-});
+/** Launched by the first test that gets past the session check. */
+let browser: Browser | undefined;
 afterAll(() => browser?.close());
 
 const ADMIN = "cross_origin_admin_token_0123456789abcdef";
@@ -34,7 +32,7 @@ describe.each(BACKENDS)("<belfry-bell> on another origin on %s", (backend) => {
       BELFRY_WEBHOOK_WORKER: "false",
       BELFRY_CORS_ORIGINS: origin,
     });
-    const context = await browser.newContext();
+    let context: BrowserContext | undefined;
     try {
       const user = (await call(server.url, "POST", "/admin/v1/users", ADMIN, { email: "x@example.com" }))
         .json;
@@ -53,6 +51,8 @@ describe.each(BACKENDS)("<belfry-bell> on another origin on %s", (backend) => {
           data: { amount_cents: 100, balance_cents: 100 },
         });
       await pay("x-1");
+      browser ??= await launchChromium();
+      context = await browser.newContext();
       pages.set(
         "/",
         `<!doctype html><script type="module" src="${server.url}/bell.js"></script>
@@ -68,7 +68,7 @@ describe.each(BACKENDS)("<belfry-bell> on another origin on %s", (backend) => {
       await bell.button.click();
       await until(() => bell.items.count().then((n) => n === 2), "two items");
     } finally {
-      await context.close();
+      await context?.close();
       await server.kill9();
       await new Promise((resolve) => host.close(resolve));
       await db.drop();
