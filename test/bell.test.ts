@@ -1,7 +1,7 @@
 import type { Browser, BrowserContext } from "playwright-core";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BACKENDS } from "./support/backends.js";
-import { bellOf, isFocused, until } from "./support/bell-page.js";
+import { bellOf, connectionOf, isFocused, until } from "./support/bell-page.js";
 import { type BellRig, launchChromium, startBellRig } from "./support/browser.js";
 import { ADMIN_TOKEN } from "./support/harness.js";
 
@@ -351,6 +351,8 @@ describe.each(BACKENDS)("<belfry-bell> on %s", (backend) => {
     );
     const again = bellOf(page);
     await again.unread(1);
+    // Once the stream is up (its open re-syncs), nothing but the user retries the list.
+    await until(async () => (await connectionOf(page)) === "stream", "the stream");
     await again.button.click();
     await again.status.filter({ hasText: "Notifications couldn't be loaded." }).waitFor();
     await context.unroute("**/api/v1/me/notifications?**");
