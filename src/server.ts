@@ -50,6 +50,8 @@ export interface RunningServer {
 export async function startServer(
   config: Config,
   print: (line: string) => void = console.log,
+  /** Registers extra routes before listening (`belfry demo` adds its console; `serve` adds none). */
+  extend?: (app: FastifyInstance) => Promise<void>,
 ): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   let redis: Redis | undefined;
@@ -71,6 +73,8 @@ export async function startServer(
     app = await buildApp({
       deps,
       adminToken,
+      // A page of its own at `/` (the demo's console) replaces the pointer to the API reference.
+      home: extend === undefined,
       pollIntervalS: config.pollIntervalS,
       corsOrigins: config.corsOrigins,
       stream: { heartbeatS: config.sseHeartbeatS, maxPerCredential: limits.streamsPerCredential },
@@ -84,6 +88,7 @@ export async function startServer(
       trustProxy: limits.trustProxy,
       maxConnections: limits.maxConnections,
     });
+    await extend?.(app);
     await app.listen({ port: config.port, host: config.host });
     const address = app.server.address();
     const port = typeof address === "object" && address ? address.port : config.port;

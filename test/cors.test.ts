@@ -81,8 +81,6 @@ describe.each(BACKENDS)("CORS on %s", (backend) => {
   let token: string;
   beforeAll(async () => {
     h = await startHarness(backend, {}, { corsOrigins: [CONSOLE, LOCAL] });
-    // A route registered after the rest, as the bell's script will be: the path rule covers it.
-    h.app.get("/bell.js", async (_request, reply) => reply.type("text/javascript").send("export {};"));
     await h.app.listen({ port: 0, host: "127.0.0.1" });
     base = `http://127.0.0.1:${(h.app.server.address() as { port: number }).port}`;
     user = await h.userWithKey();

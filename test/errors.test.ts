@@ -397,6 +397,7 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
     const ROUTES: [string, string, Record<string, unknown>?][] = [
       ["GET", "/healthz"],
       ["GET", "/readyz"],
+      ["GET", "/bell.js"],
       ["GET", "/api/v1/me/notifications"],
       ["GET", "/api/v1/me/notifications/unread-count"],
       ["POST", "/api/v1/me/notifications/:id/mark-read"],

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { BACKENDS, freshDatabase } from "./support/backends.js";
@@ -51,6 +52,31 @@ describe.runIf(BACKENDS.includes("postgres"))("live push across two instances on
       stream.close();
     } finally {
       await admin.end().catch(() => {});
+      await Promise.all([a.kill9(), b.kill9()]);
+      await db.drop();
+    }
+  });
+
+  it("closes a ticket's stream on A within a second when the same ticket opens a stream on B", async () => {
+    const db = await freshDatabase("postgres");
+    const env = { DATABASE_URL: db.url, BELFRY_ADMIN_TOKEN: ADMIN, BELFRY_WEBHOOK_WORKER: "false" };
+    const [a, b] = await Promise.all([spawnServer(env), spawnServer(env)]);
+    try {
+      const user = (await call(a.url, "POST", "/admin/v1/users", ADMIN, { email: "t@example.com" })).json;
+      const key = (await call(a.url, "POST", `/admin/v1/users/${user.id}/keys`, ADMIN, { name: "k" })).json
+        .key;
+      const ticket = (await call(a.url, "POST", "/api/v1/me/notifications/stream-tickets", key)).json.ticket;
+      const onA = await openSse(`${a.url}/api/v1/me/notifications/stream?ticket=${ticket}`);
+      await onA.waitFor((e) => e.length > 0);
+      const onB = await openSse(`${b.url}/api/v1/me/notifications/stream?ticket=${ticket}`);
+      expect(onB.status).toBe(200);
+      await Promise.race([
+        onA.ended,
+        sleep(1000).then(() => Promise.reject(new Error("A's stream on the reused ticket is still open"))),
+      ]);
+      await onB.waitFor((e) => e.length > 0);
+      onB.close();
+    } finally {
       await Promise.all([a.kill9(), b.kill9()]);
       await db.drop();
     }

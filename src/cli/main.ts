@@ -31,6 +31,7 @@ const USAGE = `Usage: belfry <command>
   seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
   watch      print a user's unread count for a status bar, live (belfry watch --help)
   openapi    print the OpenAPI 3.1 document, or write it with --out <file> (no server, no database)
+  demo       a console page with the bell and buttons that raise each event type (loopback, throwaway store)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
 BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
@@ -59,6 +60,11 @@ async function main(argv: string[]): Promise<number> {
       return serve(config);
     case "worker":
       return work(config);
+    case "demo": {
+      const { runDemo } = await import("./demo.js");
+      const demo = await runDemo(config);
+      return untilSignal(demo.app.log, () => demo.close());
+    }
     case "seed": {
       const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
       try {

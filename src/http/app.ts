@@ -13,6 +13,7 @@ import { registerJsonParser } from "./json-parser.js";
 import { lazyChildLogger } from "./logger.js";
 import { DEFAULT_RATE_LIMITS, type RateLimits, registerRateLimits } from "./rate-limits.js";
 import { adminRoutes } from "./routes/admin.js";
+import { type BellBundle, bellRoutes, loadBellBundle } from "./routes/bell.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
 import { orgKeyRoutes } from "./routes/org-keys.js";
@@ -49,6 +50,8 @@ export interface AppOptions {
   home?: boolean;
   /** Told about every route as it is registered (the OpenAPI test checks each is documented). */
   onRoute?: (route: RouteOptions) => void;
+  /** What `GET /bell.js` serves; default: dist/bell.js as built, read once now; null: none. */
+  bell?: BellBundle | null;
 }
 
 /** What Node's HTTP parser errors (raised before a request exists) are answered with. */
@@ -88,6 +91,7 @@ export async function buildApp({
   corsOrigins = [],
   home = true,
   onRoute,
+  bell = loadBellBundle(),
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = {
@@ -171,6 +175,7 @@ export async function buildApp({
   const limiter = await registerRateLimits(app, limits);
 
   await app.register(async (scope) => healthRoutes(scope, deps));
+  await app.register(async (scope) => bellRoutes(scope, bell ?? undefined));
   await app.register(async (scope) => {
     scope.addHook("onRequest", limiter.perCredential);
     scope.addHook("onRequest", limiter.guardAuthentication(userAuth(deps)));

@@ -14,6 +14,7 @@ export const TAGS = {
   "Org administration": "Platform side: orgs, members and org keys (admin token).",
   Events: "Platform side: producers ingest events (admin token).",
   Health: "Liveness and readiness, without authentication.",
+  Bell: "The <belfry-bell> web component, served for pages to embed.",
 } as const;
 export type Tag = keyof typeof TAGS;
 

@@ -111,8 +111,9 @@ export class BelfryClient {
   }
 
   /**
-   * A single-use, 60-second ticket for `GET …/stream?ticket=`, for an EventSource (which cannot
-   * send the Authorization header). `stream()` does not need one.
+   * A 60-second ticket for `GET …/stream?ticket=`, for an EventSource (which cannot send the
+   * Authorization header); it stays good for EventSource's reconnects while its stream lives, one
+   * open stream at a time. `stream()` does not need one.
    *
    * @example
    * const { ticket } = await client.streamTicket();

@@ -4,6 +4,7 @@ import * as webhooks from "./migrations/0002-webhooks.js";
 import * as readMarks from "./migrations/0003-read-marks.js";
 import * as streamTickets from "./migrations/0004-stream-tickets.js";
 import * as sessions from "./migrations/0005-sessions.js";
+import * as ticketGenerations from "./migrations/0006-stream-ticket-generations.js";
 import type { Store } from "./store.js";
 
 const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
@@ -12,6 +13,7 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
   "0003-read-marks": readMarks,
   "0004-stream-tickets": streamTickets,
   "0005-sessions": sessions,
+  "0006-stream-ticket-generations": ticketGenerations,
 };
 
 /**

@@ -104,7 +104,7 @@ export interface FeedStatesTable {
   last_id: number;
 }
 
-/** A single-use ticket to open a stream; only its hash is kept. */
+/** A ticket to open a stream (and reopen it until it expires); only its hash is kept. */
 export interface StreamTicketsTable {
   secret_hash: string;
   /** The key that asked for it, or null when a session did (exactly one of the two is set). */
@@ -112,7 +112,10 @@ export interface StreamTicketsTable {
   session_id: number | null;
   user_id: number;
   expires_at: number;
+  /** When a stream last opened with the ticket. */
   used_at: number | null;
+  /** Grows with every stream opened on the ticket; only the stream holding the newest may stay open. */
+  generation: Generated<number>;
 }
 
 /** A browser session (`bfs_…`) of a user; only the token's hash is kept. */

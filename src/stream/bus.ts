@@ -1,7 +1,8 @@
 /**
  * The change bus: how a committed change reaches every process that pushes or delivers it. It
  * carries ids only — whose feed changed, which rows were read, whether deliveries became due,
- * which keys were revoked, whose sessions ended — and subscribers read the rows themselves. In-process on SQLite;
+ * which keys were revoked, whose sessions ended, which stream tickets were opened again — and
+ * subscribers read the rows themselves. In-process on SQLite;
  * LISTEN/NOTIFY on PostgreSQL (pg-bus.ts). The interface is small enough for Redis or NATS.
  */
 export interface Changes {
@@ -18,6 +19,8 @@ export interface Changes {
    * streams opened with a session re-check it and close if it is gone.
    */
   readonly endedSessions: Set<number>;
+  /** Stream tickets (by hash) just opened again: their streams of older generations close. */
+  readonly tickets: Map<string, number>;
 }
 
 /** What a subscriber hears: a change, or "resync" after the bus may have missed some. */
@@ -37,10 +40,15 @@ export const emptyChanges = (): Changes => ({
   deliveries: false,
   revokedKeys: new Set(),
   endedSessions: new Set(),
+  tickets: new Map(),
 });
 
 export const hasChanges = (c: Changes) =>
-  c.feeds.size > 0 || c.deliveries || c.revokedKeys.size > 0 || c.endedSessions.size > 0;
+  c.feeds.size > 0 ||
+  c.deliveries ||
+  c.revokedKeys.size > 0 ||
+  c.endedSessions.size > 0 ||
+  c.tickets.size > 0;
 
 /** Subscribers of one process. */
 export class LocalListeners {
@@ -80,6 +88,8 @@ interface Wire {
   k?: number[];
   /** Users whose sessions ended. */
   s?: number[];
+  /** Stream tickets opened again: [hash, newest generation]. */
+  t?: [string, number][];
 }
 
 /**
@@ -95,6 +105,7 @@ export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900)
     r: [] as [number, number[] | 1][],
     k: [] as number[],
     s: [] as number[],
+    t: [] as [string, number][],
   });
   let parts = fresh();
   let bytes = base;
@@ -103,6 +114,7 @@ export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900)
     if (parts.d) wire.d = 1;
     if (parts.k.length > 0) wire.k = parts.k;
     if (parts.s.length > 0) wire.s = parts.s;
+    if (parts.t.length > 0) wire.t = parts.t;
     if (parts.f.length > 0) wire.f = parts.f;
     if (parts.r.length > 0) wire.r = parts.r;
     messages.push(JSON.stringify(wire));
@@ -123,6 +135,8 @@ export function encodeChanges(changes: Changes, origin: string, maxBytes = 7900)
     });
   for (const key of changes.revokedKeys) add(key, (p) => p.k.push(key));
   for (const user of changes.endedSessions) add(user, (p) => p.s.push(user));
+  for (const [hash, generation] of changes.tickets)
+    add([hash, generation], (p) => p.t.push([hash, generation]));
   for (const user of changes.feeds) add(user, (p) => p.f.push(user));
   for (const [user, ids] of changes.reads) {
     if (ids === "all") add([user, 1], (p) => p.r.push([user, 1]));
@@ -150,6 +164,7 @@ export function decodeChanges(text: string, self: string): Changes | undefined {
   changes.deliveries = wire.d === 1;
   for (const k of wire.k ?? []) changes.revokedKeys.add(k);
   for (const s of wire.s ?? []) changes.endedSessions.add(s);
+  for (const [hash, generation] of wire.t ?? []) changes.tickets.set(hash, generation);
   for (const f of wire.f ?? []) changes.feeds.add(f);
   for (const [user, ids] of wire.r ?? []) changes.reads.set(user, ids === 1 ? "all" : ids);
   return changes;

@@ -6,6 +6,7 @@ import { effectiveReadAt } from "../feed/read-state.js";
 import { credentialOf, type Principal, principalOf } from "../identity/authenticate.js";
 import type { BusMessage } from "./bus.js";
 import type { StreamRead, StreamReset, StreamUnreadCount } from "./stream-events.js";
+import { renewTicket, type TicketLease } from "./tickets.js";
 
 /** Each event name the stream sends, with its data. */
 interface StreamEventData {
@@ -76,7 +77,9 @@ export class StreamHub {
  *   accounted for, so a client that reconnects before any row arrived resumes without a gap;
  * - a heartbeat comment every `heartbeatS`, which also catches up on anything the bus missed and
  *   re-checks the key or session (a session that expired ends its streams there); a revoked key's
- *   streams, and an ended session's, close as soon as the bus reports it.
+ *   streams, and an ended session's, close as soon as the bus reports it;
+ * - opened with a ticket (`lease`), it closes as soon as a newer stream opens with the same
+ *   ticket, and each heartbeat renews the ticket (see tickets.ts).
  *
  * Catch-ups run one at a time per stream; a change during one schedules another, so nothing is
  * sent twice or out of order.
@@ -88,6 +91,7 @@ export async function serveFeedStream(
   res: ServerResponse,
   lastEventId: number | undefined,
   options: StreamOptions,
+  lease?: TicketLease,
 ): Promise<void> {
   const { userId } = principal;
   const { db } = deps.store;
@@ -201,6 +205,7 @@ export async function serveFeedStream(
     if ("resync" in message) return void catchUp();
     const { changes } = message;
     if (principal.kind === "key" && changes.revokedKeys.has(principal.keyId)) return close();
+    if (lease && (changes.tickets.get(lease.hash) ?? 0) > lease.generation) return close();
     // Some of the user's sessions ended (all of them, or the oldest past the cap): is this one?
     if (principal.kind === "session" && changes.endedSessions.has(userId)) void recheck();
     if (!changes.feeds.has(userId)) return;
@@ -210,14 +215,17 @@ export async function serveFeedStream(
     void catchUp();
   };
 
+  const holdsTicket = async () => lease === undefined || renewTicket(deps, lease, options.heartbeatS);
+
   const heartbeat = setInterval(() => {
     if (closed) return;
     // Still over the limit a whole heartbeat later: the client has stopped reading.
     if (res.writableLength > options.maxBufferBytes) return cutOff();
     res.write(": heartbeat\n\n");
-    void recheck().then((ok) => {
-      if (ok) void catchUp();
-    });
+    Promise.all([recheck(), holdsTicket()]).then(
+      ([ok, holds]) => (!ok || !holds ? close() : catchUp()),
+      () => close(),
+    );
   }, options.heartbeatS * 1000);
   const unsubscribe = deps.store.bus.subscribe(onMessage);
   const forget = hub.add(credentialOf(principal), () => close());
@@ -241,6 +249,8 @@ export async function serveFeedStream(
   // announced meanwhile waits for it and runs after.
   running = true;
   try {
+    // A newer stream may have taken the ticket before this one subscribed to hear about it.
+    if (!(await holdsTicket())) return close();
     const start = await state();
     const resume = lastEventId !== undefined && lastEventId <= start.lastId;
     cursor = resume ? lastEventId : start.lastId;

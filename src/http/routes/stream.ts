@@ -7,7 +7,7 @@ import { authenticate, credentialOf } from "../../identity/authenticate.js";
 import { parseId } from "../../ids.js";
 import { type Query, queryParams, StringParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
-import { createTicket, redeemTicket, StreamTicket } from "../../stream/tickets.js";
+import { createTicket, redeemTicket, StreamTicket, type TicketLease } from "../../stream/tickets.js";
 import { principal, userAuth } from "../auth.js";
 import { noBody } from "../no-body.js";
 import { operation } from "../operation.js";
@@ -18,7 +18,7 @@ const LAST_EVENT_ID =
 
 const StreamQuery = Type.Object({
   ticket: StringParam(
-    "A ticket from POST /api/v1/me/notifications/stream-tickets (bft_…), for clients that cannot send an Authorization header (browsers' EventSource). Single use, valid 60 s; it acts as the key that asked for it. Needed when no Authorization header is sent.",
+    "A ticket from POST /api/v1/me/notifications/stream-tickets (bft_…), for clients that cannot send an Authorization header (browsers' EventSource). Good for reconnects until it expires (one open stream at a time), 60 s after it was issued or its stream was last seen; it acts as the key or session that asked for it. Needed when no Authorization header is sent.",
   ),
   last_event_id: StringParam(
     `A notification id, or 0 (the Last-Event-ID header wins when both are sent). ${LAST_EVENT_ID}`,
@@ -54,6 +54,7 @@ export async function streamRoutes(
   options: StreamOptions,
   limiter: Limiter,
 ) {
+  const leases = new WeakMap<FastifyRequest, TicketLease>();
   app.post(
     "/api/v1/me/notifications/stream-tickets",
     {
@@ -63,7 +64,7 @@ export async function streamRoutes(
         operationId: "createStreamTicket",
         summary: "Get a stream ticket",
         description:
-          "A single-use ticket, valid 60 s, to open the stream with ?ticket= where an Authorization header cannot be sent (EventSource). Takes no body.",
+          "A ticket to open the stream with ?ticket= where an Authorization header cannot be sent (EventSource). Valid 60 s, and good for EventSource's reconnects while its stream lives (one open stream per ticket). Takes no body.",
         tag: "Stream",
         auth: "keyOrSession",
         body: "none",
@@ -100,10 +101,13 @@ export async function streamRoutes(
       }),
       onRequest: limiter.guardAuthentication(async (request) => {
         const ticket = readStream.ticket(request.query as Query);
-        request.principal =
-          ticket !== undefined
-            ? await redeemTicket(deps, ticket)
-            : await authenticate(deps, request.headers.authorization);
+        if (ticket === undefined) {
+          request.principal = await authenticate(deps, request.headers.authorization);
+          return;
+        }
+        const redeemed = await redeemTicket(deps, ticket);
+        request.principal = redeemed.principal;
+        leases.set(request, redeemed.lease);
       }),
     },
     async (request, reply) => {
@@ -130,7 +134,7 @@ export async function streamRoutes(
         "x-request-id": request.id,
       });
       res.write("retry: 2000\n\n");
-      await serveFeedStream(deps, hub, principal(request), res, lastEventId, options);
+      await serveFeedStream(deps, hub, principal(request), res, lastEventId, options, leases.get(request));
     },
   );
 }
