@@ -7,7 +7,9 @@ import { createDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
 import { startServer } from "../server.js";
 import { migrate } from "../store/migrate.js";
+import { openMigratedStore } from "../store/open-migrated-store.js";
 import { openStore } from "../store/store.js";
+import { SERVING_TIMEOUTS } from "../store/store-timeouts.js";
 import { ADMIN_USAGE, runAdmin, UsageError } from "./admin.js";
 import { runSeed } from "./seed.js";
 
@@ -87,9 +89,14 @@ async function serve(config: Config): Promise<number> {
 }
 
 async function work(config: Config): Promise<number> {
-  const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
-  await migrate(store);
   const log = pino({ level: config.logLevel });
+  const store = await openMigratedStore(config.databaseUrl, {
+    poolSize: config.pgPoolSize,
+    timeouts: SERVING_TIMEOUTS,
+    onPoolError: (error) => log.warn({ err: { message: error.message } }, "database connection failed"),
+    onBusError: (message, error) =>
+      log.warn({ err: { message: (error as Error | undefined)?.message } }, message),
+  });
   const worker = startDeliveryWorker(createDeps(store, { webhooks: config.webhooks }), log);
   log.info("webhook delivery worker running");
   return untilSignal(log, async () => {

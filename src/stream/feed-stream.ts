@@ -3,6 +3,7 @@ import type { Deps } from "../deps.js";
 import { toNotification } from "../feed/notifications.js";
 import { effectiveReadAt } from "../feed/read-state.js";
 import type { Principal } from "../identity/authenticate.js";
+import { isUnavailable } from "../store/store.js";
 import type { BusMessage } from "./bus.js";
 
 /** Rows a resume may replay; a client further behind gets `event: reset` and refetches. */
@@ -48,7 +49,9 @@ export class StreamHub {
  *   `event: notification` (SSE `id:` = its id), `event: read` `{ids}` or `{all: true}`, and
  *   `event: unread-count` whenever the version grew — versions never go backwards on a stream;
  * - a heartbeat comment every `heartbeatS`, which also catches up on anything the bus missed and
- *   re-checks the key; a revoked key's streams close at once when the bus reports it.
+ *   re-checks the key; a revoked key's streams close at once when the bus reports it;
+ * - while the store is unavailable the stream stays open on heartbeats alone (a browser's
+ *   EventSource gives up for good on a 503 reconnect), and catches up once the store is back.
  *
  * Catch-ups run one at a time per stream; a change during one schedules another, so nothing is
  * sent twice or out of order.
@@ -151,8 +154,11 @@ export async function serveFeedStream(
         }
         await keepUp();
       } while (again && !closed);
-    } catch {
-      close(); // the store failed mid-stream: the client reconnects with Last-Event-ID
+    } catch (error) {
+      // The store is away: the stream stays open (heartbeats go on) and catches up at the next
+      // heartbeat or bus message once it is back. Anything else ends it; the client reconnects
+      // with Last-Event-ID.
+      if (!isUnavailable(error)) close();
     } finally {
       running = false;
     }
@@ -185,7 +191,9 @@ export async function serveFeedStream(
     res.write(": heartbeat\n\n");
     keyRevoked().then(
       (revoked) => (revoked ? close() : catchUp()),
-      () => close(),
+      (error: unknown) => {
+        if (!isUnavailable(error)) close();
+      },
     );
   }, options.heartbeatS * 1000);
   const unsubscribe = deps.store.bus.subscribe(onMessage);

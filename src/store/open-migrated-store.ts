@@ -1,0 +1,21 @@
+import { migrate } from "./migrate.js";
+import { openStore, type Store, type StoreOptions } from "./store.js";
+import { PATIENT_TIMEOUTS } from "./store-timeouts.js";
+
+/**
+ * Opens the store `url` names for serving, after migrating it on a store of its own with
+ * PATIENT_TIMEOUTS: a migration may wait for another instance's (an advisory lock on PostgreSQL,
+ * the write lock on SQLite) or run a long statement, which the serving bounds would cut short.
+ *
+ * @example
+ * const store = await openMigratedStore(process.env.DATABASE_URL, { timeouts: SERVING_TIMEOUTS });
+ */
+export async function openMigratedStore(url: string | undefined, options: StoreOptions): Promise<Store> {
+  const migrating = openStore(url, { ...options, timeouts: PATIENT_TIMEOUTS });
+  try {
+    await migrate(migrating);
+  } finally {
+    await migrating.close();
+  }
+  return openStore(url, options);
+}
