@@ -10,8 +10,8 @@ const types = {
       : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
 };
 
-/** pg's own message when a statement outlived `query_timeout`. */
-const QUERY_TIMEOUT_MESSAGE = "Query read timeout";
+/** How often a wait past `silenceMs` looks again at whether the server is silent. */
+const RECHECK_MS = 100;
 
 /** A pool as Kysely takes it, plus one-statement queries under the same bounds (for NOTIFY). */
 export interface TimedPool extends PostgresPool {
@@ -26,39 +26,111 @@ export interface TimedPoolOptions {
 }
 
 /**
- * A pg pool whose connections give up on a silent server. `connectionTimeoutMillis` bounds
- * opening a connection and waiting for one; each statement gets `query_timeout`, and a
- * connection whose statement timed out is destroyed at once — pg would otherwise keep it, with
- * the unanswered statement still in front of the rollback that follows, so the rollback would
- * wait as long again and the connection would go back to the pool still stuck.
+ * When each server last answered anything, by its address: after a failover the pool may hold
+ * connections to a dead host beside new ones to the live one, and only the dead host's are silent.
+ */
+class Hearing {
+  readonly #last = new Map<string, number>();
+  #any = Date.now();
+
+  heard(address: string): void {
+    const now = Date.now();
+    this.#last.set(address, now);
+    this.#any = now;
+  }
+
+  /** How long the server at `address` (or, without one, every server) has said nothing. */
+  silentMs(address?: string): number {
+    return Date.now() - (address === undefined ? this.#any : (this.#last.get(address) ?? 0));
+  }
+}
+
+/**
+ * Calls `check` after `firstMs`, then every RECHECK_MS, until it returns true or `stop` is called.
+ */
+function watch(firstMs: number, check: () => boolean): () => void {
+  let timer = setTimeout(function again() {
+    if (!check()) timer = setTimeout(again, RECHECK_MS);
+  }, firstMs);
+  return () => clearTimeout(timer);
+}
+
+/**
+ * A pg pool that gives up on a silent server, not on a busy one (see SERVING_TIMEOUTS):
+ * - a new connection must open within `connectMs`;
+ * - a statement whose server has said nothing for `silenceMs` gets its connection destroyed: the
+ *   statement fails at once, so does the rollback that follows (pg would otherwise queue it
+ *   behind the unanswered statement), and the pool drops the connection;
+ * - a request queued for a connection of a full pool gives up after `silenceMs` of silence from
+ *   every server;
+ * - no wait lasts beyond `maxWaitMs`.
+ * With `silenceMs` 0 (PATIENT_TIMEOUTS) only the connect and queue bounds apply.
  */
 export function openTimedPool(url: string, { max, timeouts, onError }: TimedPoolOptions): TimedPool {
+  const { connectMs, silenceMs, maxWaitMs } = timeouts;
+  // The pool's own timeout bounds both opening a connection and waiting for one; opening gets
+  // the shorter bound from the client itself.
+  class Client extends pg.Client {
+    constructor(config?: pg.ClientConfig) {
+      super({ ...config, connectionTimeoutMillis: connectMs });
+    }
+  }
   const pool = new pg.Pool({
     connectionString: url,
     max,
     types,
-    connectionTimeoutMillis: timeouts.connectMs,
-    // The OS probes idle connections, so one whose server vanished without a word (a failover
-    // to another host) is found dead and dropped instead of lent out.
+    Client,
+    connectionTimeoutMillis: maxWaitMs,
+    // The OS probes idle connections, so one whose server vanished without a word is found dead
+    // and dropped instead of lent out.
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
     application_name: "belfry",
+    // A transaction of a process cut off from the server (a partition) keeps its row locks on
+    // the server side until this ends it; Belfry's transactions never sit idle for that long.
+    ...(silenceMs > 0 && { idle_in_transaction_session_timeout: 5000 }),
   });
+  const hearing = new Hearing();
   // An idle client's error reaches the pool's "error" event; a checked-out client's reaches only
   // the client itself, and an "error" event nobody listens to kills the process. So every client
   // gets a listener of its own: the query in flight fails (→ 503) and the pool drops the client.
   pool.on("error", (error) => onError?.(error));
-  pool.on("connect", (client) => client.on("error", (error) => onError?.(error)));
+  pool.on("connect", (client) => {
+    client.on("error", (error) => onError?.(error));
+    hearing.heard(addressOf(client));
+  });
 
   const timed = new WeakMap<pg.PoolClient, TimedClient>();
-  const connect = async (): Promise<TimedClient> => {
-    const client = await pool.connect();
+  const wrap = (client: pg.PoolClient) => {
     let t = timed.get(client);
     if (!t) {
-      t = new TimedClient(client, timeouts.queryMs);
+      t = new TimedClient(client, hearing, timeouts);
       timed.set(client, t);
     }
     return t;
+  };
+  const connect = (): Promise<TimedClient> => {
+    if (silenceMs === 0) return pool.connect().then(wrap);
+    return new Promise((resolve, reject) => {
+      let gaveUp = false;
+      const stop = watch(silenceMs, () => {
+        if (hearing.silentMs() < silenceMs) return false;
+        gaveUp = true;
+        reject(new Error("timeout exceeded when trying to connect"));
+        return true;
+      });
+      pool.connect().then(
+        (client) => {
+          stop();
+          if (gaveUp) client.release();
+          else resolve(wrap(client));
+        },
+        (error: unknown) => {
+          stop();
+          reject(error);
+        },
+      );
+    });
   };
   return {
     // Kysely never asks for a cursor, the one overload TimedClient does not take.
@@ -75,31 +147,49 @@ export function openTimedPool(url: string, { max, timeouts, onError }: TimedPool
   };
 }
 
+/** The server a connection talks to, as the socket sees it (the address a name resolved to). */
+function addressOf(client: pg.Client): string {
+  const stream = client.connection.stream as { remoteAddress?: string; remotePort?: number };
+  return `${stream.remoteAddress ?? client.host}:${stream.remotePort ?? client.port}`;
+}
+
 class TimedClient {
+  readonly #address: string;
   #broken = false;
 
   constructor(
     readonly client: pg.PoolClient,
-    readonly timeoutMs: number,
-  ) {}
+    readonly hearing: Hearing,
+    readonly timeouts: StoreTimeouts,
+  ) {
+    this.#address = addressOf(client);
+  }
 
   async query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
     if (this.#broken) throw new Error("Client has encountered a connection error and is not queryable");
+    const { silenceMs, maxWaitMs } = this.timeouts;
+    const started = Date.now();
+    const stop =
+      silenceMs > 0
+        ? watch(silenceMs, () => {
+            if (this.hearing.silentMs(this.#address) < silenceMs && Date.now() - started < maxWaitMs)
+              return false;
+            this.#broken = true;
+            // What pg-pool itself does to a connection that times out while connecting.
+            this.client.connection.stream.destroy();
+            return true;
+          })
+        : undefined;
     try {
-      // `query_timeout` per statement is pg's, missing from its type definitions.
-      const result = await this.client.query({
-        text: sql,
-        values: [...parameters],
-        ...(this.timeoutMs > 0 && { query_timeout: this.timeoutMs }),
-      } as pg.QueryConfig);
+      const result = await this.client.query(sql, [...parameters]);
+      this.hearing.heard(this.#address);
       return result as unknown as PostgresQueryResult<R>;
     } catch (error) {
-      if ((error as Error).message === QUERY_TIMEOUT_MESSAGE) {
-        this.#broken = true;
-        // What pg-pool itself does to a connection that timed out while connecting.
-        this.client.connection.stream.destroy();
-      }
+      // An error the server sent is an answer too.
+      if (error instanceof pg.DatabaseError) this.hearing.heard(this.#address);
       throw error;
+    } finally {
+      stop?.();
     }
   }
 

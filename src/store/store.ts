@@ -111,7 +111,7 @@ function openPostgres(
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
   const bus = pgBus(url, pool, onBusError, {
     connectMs: timeouts.connectMs,
-    ...(timeouts.queryMs > 0 && { checkMs: timeouts.queryMs }),
+    ...(timeouts.silenceMs > 0 && { checkMs: timeouts.silenceMs }),
   });
   const u = new URL(url);
   return {
@@ -170,7 +170,7 @@ export function isUnavailable(error: unknown): boolean {
     code === "25006" ||
     UNREACHABLE.has(code) ||
     /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|PROTOCOL)/.test(code) ||
-    /timeout exceeded when trying to connect|Connection terminated|Query read timeout|driver has already been destroyed|not queryable|connection has been discarded/i.test(
+    /timeout exceeded when trying to connect|timeout expired|Connection terminated|Query read timeout|driver has already been destroyed|not queryable|connection has been discarded/i.test(
       message,
     )
   );
