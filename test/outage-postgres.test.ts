@@ -1,7 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { expectOutagePromises, type OutageRig, outageEnv, startOutageRig } from "./support/outage-rig.js";
+import {
+  expectAcknowledgedDeliveryKept,
+  expectOutagePromises,
+  type OutageRig,
+  outageEnv,
+  startOutageRig,
+} from "./support/outage-rig.js";
 import {
   type PrivatePostgres,
   privatePostgresAvailable,
@@ -67,6 +73,21 @@ describe.runIf(privatePostgresAvailable)("a PostgreSQL outage", () => {
     await rig.ingestUntilAcknowledged("restarts-after");
     await expectOutagePromises(rig, { readsServed: false });
   }, 120_000);
+
+  it("a delivery acknowledged while it is down is recorded once it is back, and not sent again", async () => {
+    const admin = new pg.Client({ connectionString: cluster.url() });
+    await admin.connect();
+    await admin.query("create database belfry_kept");
+    await admin.end();
+    const server = await spawnServer({ ...outageEnv(ADMIN), DATABASE_URL: cluster.url("belfry_kept") });
+    servers.push(server);
+    await expectAcknowledgedDeliveryKept(
+      server,
+      ADMIN,
+      () => cluster.stop("fast"),
+      () => cluster.start(),
+    );
+  }, 60_000);
 
   it("gone silent, as a failed-over host is (nothing refused, nothing answered): the same promises", async () => {
     proxy = await startTcpProxy(Number(new URL(cluster.url()).port));

@@ -5,7 +5,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import Sqlite from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { immutableFilesSupported, setImmutable } from "./support/immutable-files.js";
-import { expectOutagePromises, type OutageRig, outageEnv, startOutageRig } from "./support/outage-rig.js";
+import {
+  expectAcknowledgedDeliveryKept,
+  expectOutagePromises,
+  type OutageRig,
+  outageEnv,
+  startOutageRig,
+} from "./support/outage-rig.js";
 import { call, runCli, type ServerProcess, spawnServer } from "./support/process.js";
 import { waitFor } from "./support/receiver.js";
 
@@ -91,6 +97,25 @@ describe("an embedded-store outage", () => {
     await rig.ingestUntilAcknowledged("sqlite-after");
     await expectOutagePromises(rig, { readsServed: true });
   }, 120_000);
+
+  it("a delivery acknowledged while the file is locked is recorded once it is free, and not sent again", async () => {
+    const path = databasePath();
+    const server = await spawnServer({ ...outageEnv(ADMIN), DATABASE_URL: `file:${path}` });
+    servers.push(server);
+    let locker: Sqlite.Database | undefined;
+    await expectAcknowledgedDeliveryKept(
+      server,
+      ADMIN,
+      async () => {
+        locker = new Sqlite(path);
+        locker.exec("begin exclusive");
+      },
+      async () => {
+        locker?.exec("commit");
+        locker?.close();
+      },
+    );
+  }, 60_000);
 
   it.runIf(immutableFilesSupported)(
     "starts on a read-only file: reads are served, writes get 503, and it takes writes once the file is writable",

@@ -1,3 +1,4 @@
+import { createServer } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { expect } from "vitest";
 import type { ServerProcess } from "./process.js";
@@ -356,4 +357,70 @@ export async function expectOutagePromises(rig: OutageRig, { readsServed }: { re
   expect(rig.streamEnded()).toBe(false);
   // Delivery resumed: each of those events reached the webhook endpoint at least once.
   await waitFor(() => watched.every((id) => deliveredIds(rig.receiver).has(id)), 30_000, "every webhook");
+}
+
+/**
+ * A delivery the receiver acknowledged while the store was away — so that its outcome could not
+ * be recorded then — is recorded once the store is back, and not sent again: at least once, with
+ * no duplicate that the outage alone would explain. The receiver takes the store away (`down`)
+ * when the delivery arrives, acknowledges it, and brings the store back (`up`) after `holdMs`.
+ */
+export async function expectAcknowledgedDeliveryKept(
+  server: ServerProcess,
+  admin: string,
+  down: () => Promise<void>,
+  up: () => Promise<void>,
+  holdMs = 1500,
+): Promise<void> {
+  const arrived: string[] = [];
+  let outage: Promise<void> | undefined;
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      arrived.push(String(req.headers["webhook-id"]));
+      outage ??= (async () => {
+        await down();
+        res.writeHead(204).end();
+        await sleep(holdMs);
+        await up();
+      })();
+      if (arrived.length > 1) res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  try {
+    const { port } = receiver.address() as { port: number };
+    const call = async (method: string, path: string, key: string, body?: unknown) => {
+      const r = await request(server, method, path, key, body);
+      if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json;
+    };
+    const user = await call("POST", "/admin/v1/users", admin, { email: `kept-${port}@example.com` });
+    const key = (await call("POST", `/admin/v1/users/${user.id}/keys`, admin, { name: "k" })).key;
+    const endpoint = await call("POST", "/api/v1/me/webhooks", key, { url: `http://127.0.0.1:${port}/kept` });
+    await call("POST", "/admin/v1/events", admin, {
+      id: `kept-${port}`,
+      type: "system.payment.received",
+      user_id: user.id,
+      data: { amount_cents: 1, balance_cents: 1 },
+    });
+    await waitFor(() => arrived.length > 0, 15_000, "the delivery to arrive");
+    await outage;
+    const delivery = await waitFor(
+      async () => {
+        const r = await request(server, "GET", `/api/v1/me/webhooks/${endpoint.id}/deliveries`, key);
+        const item = r.status === 200 ? r.json.items[0] : undefined;
+        return item?.status === "succeeded" ? item : undefined;
+      },
+      15_000,
+      "the delivery to be recorded",
+    );
+    expect(delivery.attempts.map((a: { response_status: number }) => a.response_status)).toEqual([204]);
+    expect(arrived).toHaveLength(1);
+  } finally {
+    await new Promise<void>((resolve) => {
+      receiver.closeAllConnections();
+      receiver.close(() => resolve());
+    });
+  }
 }
