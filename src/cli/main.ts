@@ -6,6 +6,7 @@ import { startDeliveryWorker } from "../delivery/worker.js";
 import { createDeps } from "../deps.js";
 import { ApiError } from "../errors.js";
 import { startServer } from "../server.js";
+import { BackupError, backupDatabase } from "../store/backup.js";
 import { migrate } from "../store/migrate.js";
 import { openMigratedStore } from "../store/open-migrated-store.js";
 import { openStore } from "../store/store.js";
@@ -20,6 +21,7 @@ const USAGE = `Usage: belfry <command>
   migrate    bring the store's schema up to date and exit
   admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
   seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
+  backup     copy the embedded store's file while it serves (belfry backup <path>)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
 BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
@@ -59,6 +61,12 @@ async function main(argv: string[]): Promise<number> {
       } finally {
         await store.close();
       }
+      return 0;
+    }
+    case "backup": {
+      if (rest.length !== 1 || rest[0]?.startsWith("-")) throw new UsageError("Usage: belfry backup <path>");
+      const done = await backupDatabase(config.databaseUrl, rest[0] as string);
+      console.log(`Backed up ${done.source} to ${done.destination} (${done.bytes} bytes).`);
       return 0;
     }
     case "admin": {
@@ -137,7 +145,8 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof ApiError) console.error(`${error.type}: ${error.message}`);
-    else if (error instanceof UsageError || error instanceof ConfigError) console.error(error.message);
+    else if (error instanceof UsageError || error instanceof ConfigError || error instanceof BackupError)
+      console.error(error.message);
     else console.error(error);
     process.exit(error instanceof UsageError ? 2 : 1);
   },
