@@ -3,8 +3,8 @@ import type { Deps } from "../../deps.js";
 import { unavailable } from "../../errors.js";
 
 /**
- * The store's own bounds (store-timeouts.ts) already end a ping within 1.5 s; this one holds even
- * for a store opened without them, and keeps the answer inside the 2 s every route promises.
+ * The serving store's own bounds (store-timeouts.ts) already end a ping in about a second; this
+ * one holds for any store, and keeps the answer inside the 2 s every route promises.
  */
 const READY_TIMEOUT_MS = 1500;
 
