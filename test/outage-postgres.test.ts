@@ -1,13 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import {
-  expectAcknowledgedDeliveryKept,
-  expectOutagePromises,
-  type OutageRig,
-  outageEnv,
-  startOutageRig,
-} from "./support/outage-rig.js";
+import { expectAcknowledgedDeliveryKept, expectOutagePromises } from "./support/outage-promises.js";
+import { type OutageRig, outageEnv, startOutageRig } from "./support/outage-rig.js";
 import {
   type PrivatePostgres,
   privatePostgresAvailable,

@@ -5,13 +5,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import Sqlite from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { immutableFilesSupported, setImmutable } from "./support/immutable-files.js";
-import {
-  expectAcknowledgedDeliveryKept,
-  expectOutagePromises,
-  type OutageRig,
-  outageEnv,
-  startOutageRig,
-} from "./support/outage-rig.js";
+import { expectAcknowledgedDeliveryKept, expectOutagePromises } from "./support/outage-promises.js";
+import { type OutageRig, outageEnv, startOutageRig } from "./support/outage-rig.js";
 import { call, runCli, type ServerProcess, spawnServer } from "./support/process.js";
 import { waitFor } from "./support/receiver.js";
 
