@@ -11,6 +11,12 @@ import { PATIENT_TIMEOUTS } from "./store-timeouts.js";
  * const store = await openMigratedStore(process.env.DATABASE_URL, { timeouts: SERVING_TIMEOUTS });
  */
 export async function openMigratedStore(url: string | undefined, options: StoreOptions): Promise<Store> {
+  if (url === "file::memory:") {
+    // An in-memory database exists only on its own connection: migrate that one.
+    const store = openStore(url, options);
+    await migrate(store);
+    return store;
+  }
   const migrating = openStore(url, { ...options, timeouts: PATIENT_TIMEOUTS });
   try {
     await migrate(migrating);
