@@ -1,5 +1,6 @@
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import pg from "pg";
+import { ServerHearing, serverAddress } from "./pg-hearing.js";
 import type { StoreTimeouts } from "./store-timeouts.js";
 
 // int8 (ids, counts, times) as JS numbers: every value Belfry stores is far below 2^53.
@@ -11,7 +12,7 @@ const types = {
 };
 
 /** How often a wait past `silenceMs` looks again at whether the server is silent. */
-const RECHECK_MS = 100;
+const RECHECK_MS = 50;
 
 /** A pool as Kysely takes it, plus one-statement queries under the same bounds (for NOTIFY). */
 export interface TimedPool extends PostgresPool {
@@ -26,26 +27,6 @@ export interface TimedPoolOptions {
 }
 
 /**
- * When each server last answered anything, by its address: after a failover the pool may hold
- * connections to a dead host beside new ones to the live one, and only the dead host's are silent.
- */
-class Hearing {
-  readonly #last = new Map<string, number>();
-  #any = Date.now();
-
-  heard(address: string): void {
-    const now = Date.now();
-    this.#last.set(address, now);
-    this.#any = now;
-  }
-
-  /** How long the server at `address` (or, without one, every server) has said nothing. */
-  silentMs(address?: string): number {
-    return Date.now() - (address === undefined ? this.#any : (this.#last.get(address) ?? 0));
-  }
-}
-
-/**
  * Calls `check` after `firstMs`, then every RECHECK_MS, until it returns true or `stop` is called.
  */
 function watch(firstMs: number, check: () => boolean): () => void {
@@ -56,13 +37,15 @@ function watch(firstMs: number, check: () => boolean): () => void {
 }
 
 /**
- * A pg pool that gives up on a silent server, not on a busy one (see SERVING_TIMEOUTS):
+ * A pg pool that gives up on a server that is gone, not on a busy one (see SERVING_TIMEOUTS and
+ * ServerHearing):
  * - a new connection must open within `connectMs`;
- * - a statement whose server has said nothing for `silenceMs` gets its connection destroyed: the
- *   statement fails at once, so does the rollback that follows (pg would otherwise queue it
- *   behind the unanswered statement), and the pool drops the connection;
- * - a request queued for a connection of a full pool gives up after `silenceMs` of silence from
- *   every server;
+ * - a statement whose server has said nothing for `silenceMs`, and did not answer a fresh
+ *   connection either, gets its connection destroyed: the statement fails at once, so does the
+ *   rollback that follows (pg would otherwise queue it behind the unanswered statement), and the
+ *   pool drops the connection;
+ * - a request queued for a connection of a full pool gives up the same way when no server says
+ *   anything;
  * - no wait lasts beyond `maxWaitMs`.
  * With `silenceMs` 0 (PATIENT_TIMEOUTS) only the connect and queue bounds apply.
  */
@@ -90,14 +73,14 @@ export function openTimedPool(url: string, { max, timeouts, onError }: TimedPool
     // the server side until this ends it; Belfry's transactions never sit idle for that long.
     ...(silenceMs > 0 && { idle_in_transaction_session_timeout: 5000 }),
   });
-  const hearing = new Hearing();
+  const hearing = new ServerHearing(url, timeouts);
   // An idle client's error reaches the pool's "error" event; a checked-out client's reaches only
   // the client itself, and an "error" event nobody listens to kills the process. So every client
   // gets a listener of its own: the query in flight fails (→ 503) and the pool drops the client.
   pool.on("error", (error) => onError?.(error));
   pool.on("connect", (client) => {
     client.on("error", (error) => onError?.(error));
-    hearing.heard(addressOf(client));
+    hearing.heard(serverAddress(client));
   });
 
   const timed = new WeakMap<pg.PoolClient, TimedClient>();
@@ -114,7 +97,7 @@ export function openTimedPool(url: string, { max, timeouts, onError }: TimedPool
     return new Promise((resolve, reject) => {
       let gaveUp = false;
       const stop = watch(silenceMs, () => {
-        if (hearing.silentMs() < silenceMs) return false;
+        if (!hearing.gone()) return false;
         gaveUp = true;
         reject(new Error("timeout exceeded when trying to connect"));
         return true;
@@ -147,22 +130,16 @@ export function openTimedPool(url: string, { max, timeouts, onError }: TimedPool
   };
 }
 
-/** The server a connection talks to, as the socket sees it (the address a name resolved to). */
-function addressOf(client: pg.Client): string {
-  const stream = client.connection.stream as { remoteAddress?: string; remotePort?: number };
-  return `${stream.remoteAddress ?? client.host}:${stream.remotePort ?? client.port}`;
-}
-
 class TimedClient {
   readonly #address: string;
   #broken = false;
 
   constructor(
     readonly client: pg.PoolClient,
-    readonly hearing: Hearing,
+    readonly hearing: ServerHearing,
     readonly timeouts: StoreTimeouts,
   ) {
-    this.#address = addressOf(client);
+    this.#address = serverAddress(client);
   }
 
   async query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
@@ -172,8 +149,7 @@ class TimedClient {
     const stop =
       silenceMs > 0
         ? watch(silenceMs, () => {
-            if (this.hearing.silentMs(this.#address) < silenceMs && Date.now() - started < maxWaitMs)
-              return false;
+            if (!this.hearing.gone(this.#address) && Date.now() - started < maxWaitMs) return false;
             this.#broken = true;
             // What pg-pool itself does to a connection that times out while connecting.
             this.client.connection.stream.destroy();

@@ -7,9 +7,11 @@ export interface StoreTimeouts {
   readonly connectMs: number;
   /**
    * PostgreSQL: a wait — for a statement's answer, or for a connection of a full pool — is given
-   * up once the server has said nothing at all for this long; 0 = never (see pg-pool.ts).
+   * up once the server has said nothing at all for this long and does not answer a fresh
+   * connection within `probeMs` either; 0 = never (see pg-hearing.ts).
    */
   readonly silenceMs: number;
+  readonly probeMs: number;
   /** PostgreSQL: the longest such a wait may last even while the server answers other requests. */
   readonly maxWaitMs: number;
   /** SQLite: for the file's write lock while another connection or process holds it. */
@@ -21,15 +23,16 @@ export interface StoreTimeouts {
  * cannot be reached a request gets its 503 within 2 s, never hangs, and that they recover within
  * 5 s of the store coming back; these bounds keep both promises and leave normal load alone:
  *
- * - `connectMs` 1000: a PostgreSQL connection opens in milliseconds on a LAN. A refused or reset
+ * - `connectMs` 1500: a PostgreSQL connection opens in milliseconds on a LAN. A refused or reset
  *   one (a restart) fails at once anyway; the bound is for an address that drops packets, such
- *   as a host that died in a failover.
- * - `silenceMs` 1000: a statement, or a request queued for a connection, is abandoned once the
- *   server has not answered anything for a second. Waiting on a server that does answer — rows
- *   locked by other writers, a pool busy under load — is normal load and goes on (up to
- *   `maxWaitMs`); only silence means the store is gone (a failover, a partition, where TCP alone
- *   would wait some fifteen minutes). So the worst case is one connect or one second of silence,
- *   inside the 2 s promise, and a busy store never turns into spurious 503s.
+ *   as a host that died in a failover, with room for a machine that is briefly starved.
+ * - `silenceMs` 750 + `probeMs` 500: a statement, or a request queued for a connection, is
+ *   abandoned when the server has answered nothing for 750 ms and a fresh connection cannot get
+ *   `select 1` answered within 500 ms more — at about 1.3 s. Waiting on a server that does
+ *   answer — rows locked by other writers, a pool busy under load, a commit behind a slow disk —
+ *   is normal load and goes on (up to `maxWaitMs`); only a server that is gone (a failover, a
+ *   partition, where TCP alone would wait some fifteen minutes) is given up on. So the worst case
+ *   stays inside the 2 s promise, and a busy store does not turn into spurious 503s.
  * - `maxWaitMs` 10000: even a store that answers is overloaded if one wait lasts this long.
  * - `lockWaitMs` 1000: on the embedded store another process (the CLI, a backup) holds the write
  *   lock for milliseconds per transaction; a write waits for it, asynchronously, up to 1 s. A lock
@@ -39,8 +42,9 @@ export interface StoreTimeouts {
  * one (the change bus retries every second at most, see pg-bus.ts).
  */
 export const SERVING_TIMEOUTS: StoreTimeouts = {
-  connectMs: 1000,
-  silenceMs: 1000,
+  connectMs: 1500,
+  silenceMs: 750,
+  probeMs: 500,
   maxWaitMs: 10_000,
   lockWaitMs: 1000,
 };
@@ -52,6 +56,7 @@ export const SERVING_TIMEOUTS: StoreTimeouts = {
 export const PATIENT_TIMEOUTS: StoreTimeouts = {
   connectMs: 5000,
   silenceMs: 0,
+  probeMs: 0,
   maxWaitMs: 5000,
   lockWaitMs: 5000,
 };

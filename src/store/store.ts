@@ -111,7 +111,7 @@ function openPostgres(
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
   const bus = pgBus(url, pool, onBusError, {
     connectMs: timeouts.connectMs,
-    ...(timeouts.silenceMs > 0 && { checkMs: timeouts.silenceMs }),
+    ...(timeouts.silenceMs > 0 && { checkMs: timeouts.connectMs }),
   });
   const u = new URL(url);
   return {
