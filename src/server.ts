@@ -6,8 +6,9 @@ import { startDeliveryWorker } from "./delivery/worker.js";
 import { createDeps } from "./deps.js";
 import { buildApp } from "./http/app.js";
 import { loggerOptions } from "./http/logger.js";
-import { migrate } from "./store/migrate.js";
-import { openStore, type Store } from "./store/store.js";
+import { openMigratedStore } from "./store/open-migrated-store.js";
+import type { Store } from "./store/store.js";
+import { SERVING_TIMEOUTS } from "./store/store-timeouts.js";
 
 /**
  * The Redis client that shares rate-limit counts: it fails fast while Redis is away (no offline
@@ -55,12 +56,14 @@ export async function startServer(
 ): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   let redis: Redis | undefined;
-  const store = openStore(config.databaseUrl, {
+  const store = await openMigratedStore(config.databaseUrl, {
     poolSize: config.pgPoolSize,
+    timeouts: SERVING_TIMEOUTS,
     onPoolError: (error) => app?.log.warn({ err: { message: error.message } }, "database connection failed"),
+    onBusError: (message, error) =>
+      app?.log.warn({ err: { message: (error as Error | undefined)?.message } }, message),
   });
   try {
-    await migrate(store);
     const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;
     const deps = createDeps(store, { webhooks: config.webhooks });
     const { limits } = config;

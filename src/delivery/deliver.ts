@@ -1,4 +1,5 @@
 import type { Deps } from "../deps.js";
+import { retryUnavailable } from "../store/retry-unavailable.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { VERSION } from "../version.js";
@@ -13,16 +14,43 @@ import { type AttemptOutcome, send } from "./send.js";
 export interface Claimed {
   id: number;
   leaseToken: string;
+  /** When the lease runs out (epoch ms) and another worker may take the delivery over. */
+  leaseUntilMs: number;
 }
+
+/** An attempt starts only if it can end this long before its lease does. */
+const LEASE_SAFETY_MS = 1000;
 
 const USER_AGENT = `Belfry-Webhooks/${VERSION}`;
 
 /**
  * Makes one attempt of a claimed delivery and records it. The endpoint and event are read afresh:
  * a delivery whose endpoint was deleted or disabled meanwhile is settled without a request.
+ *
+ * An outage does not lose the attempt: reading is retried while the lease leaves time for the
+ * request (after that the lease runs out and any worker takes the delivery over), and an outcome
+ * is kept and recorded once the store is back — so an acknowledged attempt is not sent again
+ * unless this worker stops first (`stopping`), which is what at-least-once allows.
  */
-export async function deliver(deps: Deps, claimed: Claimed): Promise<void> {
-  const row = await deps.store.db
+export async function deliver(deps: Deps, claimed: Claimed, stopping?: AbortSignal): Promise<void> {
+  const signal = stopping ? { signal: stopping } : {};
+  const readBy = claimed.leaseUntilMs - deps.webhooks.timeoutMs - LEASE_SAFETY_MS;
+  const row = await retryUnavailable(() => read(deps, claimed), { until: readBy, ...signal });
+  if (!row) return;
+  if (row.deleted_at !== null || row.disabled_at !== null) {
+    const to = row.deleted_at !== null ? "cancelled" : "held";
+    await retryUnavailable(() => settle(deps, claimed, to), { until: claimed.leaseUntilMs, ...signal });
+    return;
+  }
+  // The read may have waited out an outage until too close to the lease's end: leave the
+  // delivery to whoever takes it over.
+  if (Date.now() > readBy) return;
+  const outcome = await attempt(deps, row);
+  await retryUnavailable(() => record(deps, claimed, outcome), signal);
+}
+
+function read(deps: Deps, claimed: Claimed) {
+  return deps.store.db
     .selectFrom("webhook_deliveries as d")
     .innerJoin("webhook_endpoints as w", "w.id", "d.endpoint_id")
     .innerJoin("events as e", "e.id", "d.event_id")
@@ -41,11 +69,12 @@ export async function deliver(deps: Deps, claimed: Claimed): Promise<void> {
     ])
     .where("d.id", "=", claimed.id)
     .executeTakeFirst();
-  if (!row) return;
-  if (row.deleted_at !== null || row.disabled_at !== null) {
-    await settle(deps, claimed, row.deleted_at !== null ? "cancelled" : "held");
-    return;
-  }
+}
+
+type Target = NonNullable<Awaited<ReturnType<typeof read>>>;
+
+/** Sends the request; what came of it, with when it was made. */
+async function attempt(deps: Deps, row: Target): Promise<Attempt> {
   const attemptedAt = deps.clock();
   const url = new URL(row.url);
   let outcome: AttemptOutcome;
@@ -69,7 +98,12 @@ export async function deliver(deps: Deps, claimed: Claimed): Promise<void> {
     if (!(error instanceof TargetError)) throw error;
     outcome = { status: null, body: null, latencyMs: 0, errorClass: error.errorClass };
   }
-  await record(deps, claimed, attemptedAt, outcome);
+  return { attemptedAt, outcome };
+}
+
+interface Attempt {
+  attemptedAt: number;
+  outcome: AttemptOutcome;
 }
 
 /**
@@ -141,12 +175,7 @@ async function setStatus(
  * meanwhile (the endpoint was disabled or deleted, or the delivery restarted), the delivery is
  * left where that move put it.
  */
-async function record(
-  deps: Deps,
-  claimed: Claimed,
-  attemptedAt: number,
-  outcome: AttemptOutcome,
-): Promise<void> {
+async function record(deps: Deps, claimed: Claimed, { attemptedAt, outcome }: Attempt): Promise<void> {
   const { webhooks } = deps;
   await transact(deps.store, async (tx) => {
     const d = await lockDelivery(tx, claimed);

@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Deps } from "../deps.js";
+import { isUnavailable } from "../store/store.js";
 import { transact } from "../store/transaction.js";
 import { type Claimed, deliver } from "./deliver.js";
 
 /** Where a worker reports what it cannot handle itself. */
 export interface WorkerLog {
+  info?(obj: object, msg: string): void;
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
 }
@@ -23,11 +25,17 @@ const LEASE_MARGIN_MS = 30_000;
  * rest (other processes' deliveries, retries coming due). Several workers and instances share one
  * store safely: claims take a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), and a dead worker's
  * lease runs out and is taken over.
+ *
+ * While the store is unavailable it keeps polling (so it resumes within a poll interval once the
+ * store is back, or at once on the change bus's resync), logs the outage once, and holds on to
+ * attempts in flight until their outcome can be recorded (see `deliver`).
  */
 export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker {
   const { concurrency, pollMs, timeoutMs } = deps.webhooks;
   let running = true;
   let inFlight = 0;
+  let storeAway = false;
+  const stopping = new AbortController();
   // A nudge that arrives while the loop is busy is remembered, so the next idle() returns at once.
   let nudged = false;
   let wake: (() => void) | undefined;
@@ -59,13 +67,20 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       if (free > 0) {
         try {
           claimed = await claimDue(deps, free, timeoutMs + LEASE_MARGIN_MS);
+          if (storeAway) log.info?.({}, "store is back; webhook delivery resumes");
+          storeAway = false;
         } catch (error) {
-          log.warn({ err: errorFacts(error) }, "claiming webhook deliveries failed; retrying");
+          if (!isUnavailable(error))
+            log.warn({ err: errorFacts(error) }, "claiming webhook deliveries failed; retrying");
+          else if (!storeAway) {
+            storeAway = true;
+            log.warn({ err: errorFacts(error) }, "store unavailable; webhook delivery waits for it");
+          }
         }
       }
       for (const c of claimed) {
         inFlight++;
-        deliver(deps, c)
+        deliver(deps, c, stopping.signal)
           .catch((error: unknown) =>
             log.error({ err: errorFacts(error), delivery: c.id }, "webhook attempt failed"),
           )
@@ -87,6 +102,9 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       await done;
       const deadline = Date.now() + timeoutMs + 1000;
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // Attempts still waiting for the store give up; their leases run out and the deliveries
+      // are taken over (an attempt already sent may then be sent again: at least once).
+      stopping.abort();
     },
   };
 }
@@ -105,13 +123,14 @@ async function claimDue(deps: Deps, limit: number, leaseMs: number): Promise<Cla
       .orderBy("next_attempt_at_ms")
       .limit(limit);
     if (tx.dialect === "postgres") due = due.forUpdate().skipLocked();
+    const leaseUntilMs = nowMs + leaseMs;
     const rows = await tx.trx
       .updateTable("webhook_deliveries")
-      .set({ lease_token: leaseToken, lease_until_ms: nowMs + leaseMs })
+      .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
       .where("id", "in", due)
       .returning("id")
       .execute();
-    return rows.map((r) => ({ id: r.id, leaseToken }));
+    return rows.map((r) => ({ id: r.id, leaseToken, leaseUntilMs }));
   });
 }
 

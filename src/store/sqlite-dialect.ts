@@ -1,35 +1,44 @@
-import type BetterSqlite3 from "better-sqlite3";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   CompiledQuery,
   type DatabaseConnection,
   type DialectAdapter,
   type Driver,
+  type QueryResult,
   SqliteAdapter,
-  type SqliteDatabase,
   SqliteDialect,
-  SqliteDriver,
 } from "kysely";
+import type { SqliteHandle } from "./sqlite-handle.js";
 
 /**
- * Kysely's SQLite dialect with three changes:
+ * Kysely's SQLite dialect, changed where a second process on the file matters:
  * - transactions start with `BEGIN IMMEDIATE`, taking the write lock up front, so a transaction
  *   that reads then writes cannot fail half-way with SQLITE_BUSY when another process (the CLI)
- *   writes the same file; the busy timeout simply waits;
- * - prepared statements are cached by SQL text (Kysely prepares every query anew);
+ *   writes the same file;
+ * - a lock another process holds is waited for asynchronously, up to `lockWaitMs` (SQLite's own
+ *   busy handler would sleep the whole event loop), and once a wait has run out, statements that
+ *   meet the lock fail at once until a write gets through: a long-held lock then costs each
+ *   request a fast 503 instead of a queue of requests each waiting in turn (see `LockWait`);
+ * - a failure that calls for a fresh connection (a read-only or vanished file) gets one, between
+ *   transactions (see SqliteHandle);
+ * - a rollback after SQLite already rolled back (a failed COMMIT does that) is skipped, so the
+ *   caller sees the original error, not "no transaction is active";
+ * - prepared statements are cached by SQL text;
  * - migrations run in one transaction (SQLite's DDL is transactional; Kysely assumes not), so
  *   with `BEGIN IMMEDIATE` processes that migrate one file at once take turns.
  */
 export class BelfrySqliteDialect extends SqliteDialect {
-  readonly #database: SqliteDatabase;
+  readonly #handle: SqliteHandle;
+  readonly #lockWaitMs: number;
 
-  constructor(database: BetterSqlite3.Database) {
-    const cached = cachingStatements(database);
-    super({ database: cached });
-    this.#database = cached;
+  constructor(handle: SqliteHandle, lockWaitMs: number) {
+    super({ database: { close: () => handle.close(), prepare: (sql) => handle.prepare(sql) } });
+    this.#handle = handle;
+    this.#lockWaitMs = lockWaitMs;
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver({ database: this.#database });
+    return new HandleDriver(this.#handle, new LockWait(this.#lockWaitMs));
   }
 
   override createAdapter(): DialectAdapter {
@@ -43,26 +52,130 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
   }
 }
 
-class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+/**
+ * How long a statement may wait for a lock another connection holds. After a wait has run out
+ * the lock is "contended": statements try once and fail at once, until a write succeeds. Without
+ * this, with the one connection shared by every request, each queued write would wait its full
+ * turn and the tenth would answer after ten waits.
+ */
+class LockWait {
+  #contended = false;
+
+  constructor(readonly waitMs: number) {}
+
+  budgetMs(): number {
+    return this.#contended ? 0 : this.waitMs;
+  }
+
+  acquired(): void {
+    this.#contended = false;
+  }
+
+  gaveUp(): void {
+    this.#contended = true;
   }
 }
 
-const CACHE_SIZE = 500;
+/** Pauses between tries for a lock, like SQLite's own busy handler's (ms). */
+const LOCK_RETRY_MS = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
 
-function cachingStatements(db: BetterSqlite3.Database): SqliteDatabase {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  return {
-    close: () => void db.close(),
-    prepare(source: string) {
-      let stmt = cache.get(source);
-      if (stmt === undefined) {
-        stmt = db.prepare(source);
-        if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as string);
-        cache.set(source, stmt);
+const isBusy = (error: unknown) => /^SQLITE_BUSY/.test(String((error as { code?: unknown } | null)?.code));
+
+class HandleDriver implements Driver {
+  readonly #mutex = new Mutex();
+  readonly #connection: HandleConnection;
+
+  constructor(
+    readonly handle: SqliteHandle,
+    lock: LockWait,
+  ) {
+    this.#connection = new HandleConnection(handle, lock);
+  }
+
+  async init(): Promise<void> {}
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    // SQLite has one connection: callers take turns.
+    await this.#mutex.lock();
+    return this.#connection;
+  }
+
+  async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("begin immediate"));
+  }
+
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw("commit"));
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.handle.db.inTransaction) await connection.executeQuery(CompiledQuery.raw("rollback"));
+  }
+
+  async releaseConnection(): Promise<void> {
+    this.#mutex.unlock();
+  }
+
+  async destroy(): Promise<void> {
+    this.handle.close();
+  }
+}
+
+class HandleConnection implements DatabaseConnection {
+  constructor(
+    readonly handle: SqliteHandle,
+    readonly lock: LockWait,
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const { handle, lock } = this;
+    // Inside a transaction the write lock is already held (BEGIN IMMEDIATE): nothing to wait for.
+    const outside = !handle.db.inTransaction;
+    if (outside) handle.reopenIfDue();
+    const deadline = Date.now() + lock.budgetMs();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const statement = handle.prepare(query.sql);
+        const parameters = query.parameters as unknown[];
+        if (statement.reader) return { rows: statement.all(parameters) as R[] };
+        const { changes, lastInsertRowid } = statement.run(parameters);
+        if (outside) lock.acquired();
+        return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+      } catch (error) {
+        if (outside && isBusy(error)) {
+          const pause = LOCK_RETRY_MS[Math.min(attempt, LOCK_RETRY_MS.length - 1)] as number;
+          if (Date.now() + pause <= deadline) {
+            await sleep(pause);
+            continue;
+          }
+          lock.gaveUp();
+        }
+        handle.failed(error);
+        throw error;
       }
-      return stmt;
-    },
-  };
+    }
+  }
+
+  streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new Error("streaming queries are not supported on the embedded store");
+  }
+}
+
+class Mutex {
+  #held: Promise<void> | undefined;
+  #release: (() => void) | undefined;
+
+  async lock(): Promise<void> {
+    while (this.#held) await this.#held;
+    this.#held = new Promise((resolve) => {
+      this.#release = resolve;
+    });
+  }
+
+  unlock(): void {
+    const release = this.#release;
+    this.#held = undefined;
+    this.#release = undefined;
+    release?.();
+  }
 }

@@ -1,12 +1,14 @@
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import Sqlite from "better-sqlite3";
+import type Sqlite from "better-sqlite3";
 import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "kysely";
-import pg from "pg";
 import { type ChangeBus, localBus } from "../stream/bus.js";
 import { type BusLog, pgBus } from "../stream/pg-bus.js";
+import { openTimedPool } from "./pg-pool.js";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
+import { SqliteHandle } from "./sqlite-handle.js";
+import { PATIENT_TIMEOUTS, type StoreTimeouts } from "./store-timeouts.js";
 
 export type Dialect = "sqlite" | "postgres";
 
@@ -16,14 +18,18 @@ export interface Store {
   readonly dialect: Dialect;
   /** Where the data lives, without credentials (for the start-up line and logs). */
   readonly location: string;
-  /** Resolves when the store answers a trivial query. */
+  /**
+   * Resolves when the store answers and would take a write: PostgreSQL is reachable and not a
+   * read-only standby; the SQLite file takes a commit (its write lock is free, the file writable).
+   */
   ping(): Promise<void>;
   close(): Promise<void>;
   /** Where committed changes are announced (see `transact`). */
   readonly bus: ChangeBus;
   /**
    * The embedded store's connection itself, for bulk writes inside a transaction (which already
-   * holds it): synchronous prepared statements, without a query object per row.
+   * holds it): synchronous prepared statements, without a query object per row. It can be
+   * replaced between transactions (see SqliteHandle), so read it inside the transaction.
    */
   readonly sqlite?: Sqlite.Database;
 }
@@ -34,6 +40,11 @@ export type Executor = Kysely<Database> | Transaction<Database>;
 export interface StoreOptions {
   /** Connections in the PostgreSQL pool. */
   poolSize?: number;
+  /**
+   * How long a caller may be kept waiting before the store gives up (→ 503). Default
+   * PATIENT_TIMEOUTS; serving processes pass SERVING_TIMEOUTS (see store-timeouts.ts).
+   */
+  timeouts?: StoreTimeouts;
   /** Told about errors of idle pooled connections, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
   /** Told about trouble the PostgreSQL change bus handles itself (reconnects, failed NOTIFYs). */
@@ -59,29 +70,32 @@ export function openStore(url: string | undefined, options: StoreOptions = {}): 
   throw new Error(`DATABASE_URL must be file:<path> or postgres://…, got "${target.split(":")[0]}:…"`);
 }
 
-function openSqlite(path: string, { log }: StoreOptions): Store {
+function openSqlite(path: string, { log, timeouts = PATIENT_TIMEOUTS }: StoreOptions): Store {
   if (path === "") throw new Error("DATABASE_URL file: needs a path, e.g. file:./data/belfry.db");
   const memory = path === ":memory:";
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
-  const database = new Sqlite(path);
-  // WAL lets readers run beside the writer; synchronous=FULL makes every commit durable before
-  // we answer 2xx (NORMAL could lose the last commits on power loss).
-  database.pragma("journal_mode = WAL");
-  database.pragma("synchronous = FULL");
-  database.pragma("foreign_keys = ON");
-  database.pragma("busy_timeout = 5000");
-  // 16 MiB of page cache (the default is 2 MiB): more index pages stay in memory under bulk ingest
-  // (32 MiB gave +27 % events/s but pushed peak RSS past 150 MB under load).
-  database.pragma("cache_size = -16384");
-  const db = new Kysely<Database>({ dialect: new BelfrySqliteDialect(database), ...(log && { log }) });
+  const handle = new SqliteHandle(path, timeouts.lockWaitMs);
+  const db = new Kysely<Database>({
+    dialect: new BelfrySqliteDialect(handle, timeouts.lockWaitMs),
+    ...(log && { log }),
+  });
   const bus = localBus();
   return {
     db,
     bus,
-    sqlite: database,
+    get sqlite() {
+      return handle.db;
+    },
     dialect: "sqlite",
     location: memory ? "sqlite::memory:" : `sqlite:${resolve(path)}`,
-    ping: async () => void (await sql`select 1`.execute(db)),
+    // Reads can go on while another process holds the write lock or the file refuses writes, so
+    // readiness is a real commit: the header's user_version (which Belfry does not use) rewritten
+    // with its own value — through the lock, the WAL and fsync, and changing nothing.
+    ping: () =>
+      db.transaction().execute(async (trx) => {
+        const { rows } = await sql<{ user_version: number }>`pragma user_version`.execute(trx);
+        await sql.raw(`pragma user_version = ${Number(rows[0]?.user_version ?? 0)}`).execute(trx);
+      }),
     close: async () => {
       await bus.close();
       await db.destroy();
@@ -89,36 +103,27 @@ function openSqlite(path: string, { log }: StoreOptions): Store {
   };
 }
 
-// int8 (ids, counts, times) as JS numbers: every value Belfry stores is far below 2^53.
-const types = {
-  getTypeParser: ((oid: number, format?: "text" | "binary") =>
-    oid === 20
-      ? (v: string) => Number(v)
-      : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-};
-
-function openPostgres(url: string, { poolSize = 10, onPoolError, onBusError, log }: StoreOptions): Store {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: poolSize,
-    types,
-    connectionTimeoutMillis: 5000,
-    application_name: "belfry",
-  });
-  // An idle client's error reaches the pool's "error" event; a checked-out client's reaches only
-  // the client itself, and an "error" event nobody listens to kills the process. So every client
-  // gets a listener of its own: the query in flight fails (→ 503) and the pool drops the client.
-  pool.on("error", (error) => onPoolError?.(error));
-  pool.on("connect", (client) => client.on("error", (error) => onPoolError?.(error)));
+function openPostgres(
+  url: string,
+  { poolSize = 10, timeouts = PATIENT_TIMEOUTS, onPoolError, onBusError, log }: StoreOptions,
+): Store {
+  const pool = openTimedPool(url, { max: poolSize, timeouts, ...(onPoolError && { onError: onPoolError }) });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
-  const bus = pgBus(url, pool, onBusError);
+  const bus = pgBus(url, pool, onBusError, {
+    connectMs: timeouts.connectMs,
+    ...(timeouts.silenceMs > 0 && { checkMs: timeouts.connectMs }),
+  });
   const u = new URL(url);
   return {
     db,
     bus,
     dialect: "postgres",
     location: `postgres://${u.host}${u.pathname}`,
-    ping: async () => void (await sql`select 1`.execute(db)),
+    // After a failover the address may lead to a demoted primary: it answers, but refuses writes.
+    ping: async () => {
+      const { rows } = await sql<{ standby: boolean }>`select pg_is_in_recovery() as standby`.execute(db);
+      if (rows[0]?.standby) throw new Error("PostgreSQL is a read-only standby");
+    },
     close: async () => {
       await bus.close();
       await db.destroy();
@@ -132,16 +137,40 @@ export function isUniqueViolation(error: unknown): boolean {
   return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
-/** True when `error` says the store cannot be reached or used right now (→ 503, retry). */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "ETIMEDOUT",
+  "EPIPE",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+]);
+
+/**
+ * True when `error` says the store cannot be reached or used right now (→ 503, retry): the
+ * server refused, reset, shut down, restarted, is starting, is a read-only standby, is out of
+ * connections or disk; a connection or statement timed out (store-timeouts.ts); the SQLite file
+ * is locked by another process, read-only, or failing I/O.
+ */
 export function isUnavailable(error: unknown): boolean {
-  const e = error as { code?: unknown; message?: unknown } | null;
+  const e = error as { code?: unknown; message?: unknown; errors?: unknown } | null;
+  // Node reports a connection that failed on every address (IPv6 and IPv4) as an AggregateError.
+  if (Array.isArray(e?.errors) && e.errors.some(isUnavailable)) return true;
   const code = typeof e?.code === "string" ? e.code : "";
   const message = typeof e?.message === "string" ? e.message : "";
   return (
-    /^(08|57P|53)/.test(code) || // connection exceptions, operator shutdown, insufficient resources
-    ["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN"].includes(code) ||
-    /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN)/.test(code) ||
-    /timeout exceeded when trying to connect|Connection terminated|driver has already been destroyed|not queryable|connection has been discarded/i.test(
+    // connection exceptions, operator intervention (shutdown, restart, cancel), out of resources,
+    // system I/O errors, and a write sent to a standby
+    /^(08|57|53|58)/.test(code) ||
+    code === "25006" ||
+    UNREACHABLE.has(code) ||
+    /^SQLITE_(BUSY|LOCKED|FULL|IOERR|CANTOPEN|READONLY|PROTOCOL)/.test(code) ||
+    /timeout exceeded when trying to connect|timeout expired|Connection terminated|Query read timeout|driver has already been destroyed|not queryable|connection has been discarded/i.test(
       message,
     )
   );

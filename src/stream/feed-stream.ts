@@ -4,6 +4,7 @@ import type { Deps } from "../deps.js";
 import { type Notification, toNotification } from "../feed/notifications.js";
 import { effectiveReadAt } from "../feed/read-state.js";
 import { credentialOf, type Principal, principalOf } from "../identity/authenticate.js";
+import { isUnavailable } from "../store/store.js";
 import type { BusMessage } from "./bus.js";
 import type { StreamRead, StreamReset, StreamUnreadCount } from "./stream-events.js";
 import { renewTicket, type TicketLease } from "./tickets.js";
@@ -79,7 +80,9 @@ export class StreamHub {
  *   re-checks the key or session (a session that expired ends its streams there); a revoked key's
  *   streams, and an ended session's, close as soon as the bus reports it;
  * - opened with a ticket (`lease`), it closes as soon as a newer stream opens with the same
- *   ticket, and each heartbeat renews the ticket (see tickets.ts).
+ *   ticket, and each heartbeat renews the ticket (see tickets.ts);
+ * - while the store is unavailable the stream stays open on heartbeats alone (a browser's
+ *   EventSource gives up for good on a 503 reconnect), and catches up once the store is back.
  *
  * Catch-ups run one at a time per stream; a change during one schedules another, so nothing is
  * sent twice or out of order.
@@ -183,19 +186,26 @@ export async function serveFeedStream(
         }
         await keepUp();
       } while (again && !closed);
-    } catch {
-      close(); // the store failed mid-stream: the client reconnects with Last-Event-ID
+    } catch (error) {
+      // The store is away: the stream stays open (heartbeats go on) and catches up at the next
+      // heartbeat or bus message once it is back. Anything else ends it; the client reconnects
+      // with Last-Event-ID.
+      if (!isUnavailable(error)) close();
     } finally {
       running = false;
     }
   };
 
-  /** Closes the stream unless its key or session still works (revoked, ended, expired → closed). */
+  /**
+   * Closes the stream unless its key or session still works (revoked, ended, expired → closed).
+   * A store that cannot answer says nothing either way: the stream stays open.
+   */
   const recheck = async () => {
     try {
       await principalOf(deps, principal);
       return true;
-    } catch {
+    } catch (error) {
+      if (isUnavailable(error)) return true;
       close();
       return false;
     }
@@ -224,7 +234,9 @@ export async function serveFeedStream(
     res.write(": heartbeat\n\n");
     Promise.all([recheck(), holdsTicket()]).then(
       ([ok, holds]) => (!ok || !holds ? close() : catchUp()),
-      () => close(),
+      (error: unknown) => {
+        if (!isUnavailable(error)) close();
+      },
     );
   }, options.heartbeatS * 1000);
   const unsubscribe = deps.store.bus.subscribe(onMessage);
