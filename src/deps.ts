@@ -1,4 +1,5 @@
 import { DEFAULT_WEBHOOKS, type WebhookConfig } from "./config.js";
+import { Metrics } from "./metrics/metrics.js";
 import type { Store } from "./store/store.js";
 import { type Clock, systemClock } from "./time.js";
 import { type Resolve, systemResolve } from "./webhooks/address-policy.js";
@@ -10,6 +11,8 @@ export interface Deps {
   readonly webhooks: WebhookConfig;
   /** Resolves a host name to every address it has (tests pass a stub). */
   readonly resolve: Resolve;
+  /** This process's Prometheus metrics (a registry of its own). */
+  readonly metrics: Metrics;
 }
 
 /** Deps with the defaults: the system clock and resolver, the default webhook settings. */
@@ -18,5 +21,6 @@ export const createDeps = (store: Store, overrides: Partial<Omit<Deps, "store">>
   clock: systemClock,
   webhooks: DEFAULT_WEBHOOKS,
   resolve: systemResolve,
+  metrics: new Metrics(),
   ...overrides,
 });

@@ -76,6 +76,7 @@ export async function startServer(
     app = await buildApp({
       deps,
       adminToken,
+      observeMetrics: true,
       // A page of its own at `/` (the demo's console) replaces the pointer to the API reference.
       home: extend === undefined,
       pollIntervalS: config.pollIntervalS,

@@ -398,6 +398,7 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
       ["GET", "/healthz"],
       ["GET", "/readyz"],
       ["GET", "/bell.js"],
+      ["GET", "/metrics"],
       ["GET", "/api/v1/me/notifications"],
       ["GET", "/api/v1/me/notifications/unread-count"],
       ["POST", "/api/v1/me/notifications/:id/mark-read"],

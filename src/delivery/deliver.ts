@@ -1,4 +1,5 @@
 import type { Deps } from "../deps.js";
+import { attemptOutcome } from "../metrics/metrics.js";
 import { retryUnavailable } from "../store/retry-unavailable.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
@@ -47,6 +48,9 @@ export async function deliver(deps: Deps, claimed: Claimed, stopping?: AbortSign
   if (Date.now() > readBy) return;
   const outcome = await attempt(deps, row);
   await retryUnavailable(() => record(deps, claimed, outcome), signal);
+  deps.metrics.webhookAttempts.inc({
+    outcome: attemptOutcome(outcome.outcome.status, outcome.outcome.errorClass),
+  });
 }
 
 function read(deps: Deps, claimed: Claimed) {

@@ -140,6 +140,7 @@ async function addToFeeds(tx: Tx, plans: { event: RecordedEvent; feedTo: number[
     )
     .execute();
   for (const [userId] of changed) tx.changes.feeds.add(userId);
+  tx.changes.created += rows.length;
   return added;
 }
 

@@ -242,7 +242,16 @@ export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResu
   const prepared = prepare(body, deps.clock());
   const [outcome] = await transact(deps.store, (tx) => apply(tx, [prepared]));
   if (outcome instanceof ApiError || outcome === undefined) throw outcome;
+  countIngested(deps, [outcome]);
   return outcome;
+}
+
+/** Counts committed events for the metrics: created, or a repeat of an id (duplicate). */
+function countIngested(deps: Deps, outcomes: readonly Outcome[]): void {
+  for (const outcome of outcomes) {
+    if (outcome instanceof ApiError) continue;
+    deps.metrics.eventsIngested.inc({ result: outcome.duplicate ? "duplicate" : "created" });
+  }
 }
 
 /**
@@ -269,6 +278,7 @@ export async function ingestBatch(deps: Deps, body: unknown): Promise<IngestBatc
   });
   if (valid.length > 0) {
     const outcomes = await transact(deps.store, (tx) => apply(tx, valid));
+    countIngested(deps, outcomes);
     outcomes.forEach((outcome, i) => {
       const slot = slots[i] as number;
       // Unknown users and conflicts name their item like validation failures do.

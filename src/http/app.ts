@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOpt
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
 import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
+import { deliveryQueue } from "../webhooks/delivery-queue.js";
 import { registerApiDocs } from "./api-docs.js";
 import { adminAuth, refuseSessions, userAuth } from "./auth.js";
 import { registerCors } from "./cors.js";
@@ -16,6 +17,7 @@ import { adminRoutes } from "./routes/admin.js";
 import { type BellBundle, bellRoutes, loadBellBundle } from "./routes/bell.js";
 import { feedRoutes } from "./routes/feed.js";
 import { healthRoutes } from "./routes/health.js";
+import { metricsRoutes } from "./routes/metrics.js";
 import { orgKeyRoutes } from "./routes/org-keys.js";
 import { streamRoutes } from "./routes/stream.js";
 import { webhookRoutes } from "./routes/webhooks.js";
@@ -52,6 +54,11 @@ export interface AppOptions {
   onRoute?: (route: RouteOptions) => void;
   /** What `GET /bell.js` serves; default: dist/bell.js as built, read once now; null: none. */
   bell?: BellBundle | null;
+  /**
+   * Whether the gauges (queue, streams, pool), the change-bus counters and the process metrics are
+   * collected: the server does; tests that do not read `/metrics` need not.
+   */
+  observeMetrics?: boolean;
 }
 
 /** What Node's HTTP parser errors (raised before a request exists) are answered with. */
@@ -65,6 +72,22 @@ function clientErrorAnswer(code: string | undefined) {
   if (code === "ERR_HTTP_REQUEST_TIMEOUT")
     return { status: 408, reason: "Request Timeout", message: "The request was not received in time." };
   return { status: 400, reason: "Bad Request", message: "The request could not be parsed as HTTP." };
+}
+
+/**
+ * Starts the metrics read at scrape time, and counts what the change bus reports: rows this
+ * process created, and every (re)connection after which subscribers resync.
+ */
+function observe(deps: Deps, hub: StreamHub): void {
+  deps.metrics.observe({
+    deliveryQueue: () => deliveryQueue(deps),
+    openStreams: () => hub.size,
+    pool: () => deps.store.poolStats?.(),
+  });
+  deps.store.bus.subscribe((message) => {
+    if ("resync" in message) deps.metrics.busResyncs.inc();
+    else if (message.changes.created > 0) deps.metrics.notificationsCreated.inc(message.changes.created);
+  });
 }
 
 /** Request ids unique across instances (a random prefix per process) and cheap (a counter). */
@@ -92,6 +115,7 @@ export async function buildApp({
   home = true,
   onRoute,
   bell = loadBellBundle(),
+  observeMetrics = false,
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = {
@@ -150,6 +174,18 @@ export async function buildApp({
     const limit = request.routeOptions.bodyLimit ?? BODY_LIMIT;
     done(Number(request.headers["content-length"] ?? 0) > limit ? tooLarge(limit) : undefined);
   });
+  // Requests by route pattern (bounded labels: never the raw URL), method and status.
+  const { httpRequests, httpDuration } = deps.metrics;
+  app.addHook("onResponse", (request, reply, done) => {
+    const labels = {
+      route: request.routeOptions.url ?? "unmatched",
+      method: request.method,
+      status: reply.statusCode,
+    };
+    httpRequests.inc(labels);
+    httpDuration.observe(labels, reply.elapsedTime / 1000);
+    done();
+  });
   // While shutting down, answers close their connection: otherwise a keep-alive connection that
   // carried an in-flight request would hold the process open until its idle timeout.
   let closing = false;
@@ -203,6 +239,8 @@ export async function buildApp({
   await app.register(async (scope) => {
     scope.addHook("onRequest", adminAuth(adminToken));
     await adminRoutes(scope, deps);
+    await metricsRoutes(scope, deps);
   });
+  if (observeMetrics) observe(deps, hub);
   return app;
 }

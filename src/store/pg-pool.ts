@@ -17,6 +17,14 @@ const RECHECK_MS = 50;
 /** A pool as Kysely takes it, plus one-statement queries under the same bounds (for NOTIFY). */
 export interface TimedPool extends PostgresPool {
   query(text: string, values?: unknown[]): Promise<PostgresQueryResult<unknown>>;
+  /** The pool's connections right now, and the requests waiting for one (for metrics). */
+  stats(): PoolStats;
+}
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
 }
 
 export interface TimedPoolOptions {
@@ -119,6 +127,7 @@ export function openTimedPool(url: string, { max, timeouts, onError }: TimedPool
     // Kysely never asks for a cursor, the one overload TimedClient does not take.
     connect: () => connect() as Promise<unknown> as Promise<PostgresPoolClient>,
     end: () => pool.end(),
+    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
     async query(text, values = []) {
       const client = await connect();
       try {

@@ -4,7 +4,7 @@ import type Sqlite from "better-sqlite3";
 import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "kysely";
 import { type ChangeBus, localBus } from "../stream/bus.js";
 import { type BusLog, pgBus } from "../stream/pg-bus.js";
-import { openTimedPool } from "./pg-pool.js";
+import { openTimedPool, type PoolStats } from "./pg-pool.js";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
 import { SqliteHandle } from "./sqlite-handle.js";
@@ -32,6 +32,8 @@ export interface Store {
    * replaced between transactions (see SqliteHandle), so read it inside the transaction.
    */
   readonly sqlite?: Sqlite.Database;
+  /** The PostgreSQL pool's connections (undefined on the embedded store). */
+  poolStats?(): PoolStats;
 }
 
 /** A Kysely handle that may or may not be inside a transaction. */
@@ -119,6 +121,7 @@ function openPostgres(
     bus,
     dialect: "postgres",
     location: `postgres://${u.host}${u.pathname}`,
+    poolStats: () => pool.stats(),
     // After a failover the address may lead to a demoted primary: it answers, but refuses writes.
     ping: async () => {
       const { rows } = await sql<{ standby: boolean }>`select pg_is_in_recovery() as standby`.execute(db);

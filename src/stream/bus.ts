@@ -12,6 +12,11 @@ export interface Changes {
   readonly reads: Map<number, number[] | "all">;
   /** Whether webhook deliveries became due. */
   deliveries: boolean;
+  /**
+   * Feed rows this change created. Counted by the process that made it (for its metrics): it is
+   * not sent to other processes, which hear 0.
+   */
+  created: number;
   /** API keys revoked: their open streams close. */
   readonly revokedKeys: Set<number>;
   /**
@@ -38,6 +43,7 @@ export const emptyChanges = (): Changes => ({
   feeds: new Set(),
   reads: new Map(),
   deliveries: false,
+  created: 0,
   revokedKeys: new Set(),
   endedSessions: new Set(),
   tickets: new Map(),

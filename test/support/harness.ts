@@ -42,7 +42,10 @@ let counter = 0;
 export async function startHarness(
   backend: BackendName,
   deps: Partial<Deps> = {},
-  app: Pick<AppOptions, "pollIntervalS" | "stream" | "timeouts" | "limits" | "corsOrigins" | "bell"> = {},
+  app: Pick<
+    AppOptions,
+    "pollIntervalS" | "stream" | "timeouts" | "limits" | "corsOrigins" | "bell" | "observeMetrics"
+  > = {},
 ): Promise<Harness> {
   const test = await openTestStore(backend);
   const fullDeps: Deps = createDeps(test.store, deps);
