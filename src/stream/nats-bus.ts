@@ -271,6 +271,11 @@ export function natsBus(
       // queue a moment to go out.
       if (started && queue.length > 0) await within(onceReady, closeMs);
       closed = true;
+      if (queue.length > 0)
+        log(
+          "change bus closed before NATS came up; other processes catch up at their next heartbeat",
+          new Error(`${queue.length} message(s) not sent`),
+        );
       const c = nc;
       if (!c || c.isClosed()) return;
       await within(

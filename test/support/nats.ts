@@ -46,7 +46,7 @@ export interface PrivateNats {
   readonly url: string;
   /** Kills the server (SIGKILL: connections are cut, not closed). */
   stop(): Promise<void>;
-  /** Starts it again on the same port and waits until it accepts connections. */
+  /** Starts it again on the same port (unless it runs) and waits until it accepts connections. */
   start(): Promise<void>;
 }
 
@@ -63,6 +63,7 @@ export async function privateNats(): Promise<PrivateNats> {
       proc = undefined;
     },
     async start() {
+      if (proc) return;
       const p = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
       proc = p;
       exited = new Promise((resolve) => p.once("exit", resolve));
@@ -74,6 +75,8 @@ export async function privateNats(): Promise<PrivateNats> {
     },
   };
   await server.start();
+  // A suite that dies half-way must not leave its server behind.
+  process.once("exit", () => proc?.kill("SIGKILL"));
   return server;
 }
 
