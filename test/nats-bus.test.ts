@@ -298,12 +298,43 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
         await expect(lonely.publish(change)).resolves.toBeUndefined();
         await expect(lonely.close()).resolves.toBeUndefined();
         expect(troubles).toContain(
-          "change bus closed before NATS came up; other processes catch up at their next heartbeat",
+          "change bus closed before NATS took its changes; other processes catch up at their next heartbeat",
         );
       } finally {
         await nats.start();
       }
     });
+  });
+});
+
+describe.runIf(NATS_UP)("the NATS change bus with credentials", () => {
+  it("connects with the user and password of its URL, and only logs (never throws) when refused", async () => {
+    const nats = await privateNats(["--user", "belfry", "--pass", "p@ss/word"]);
+    const port = new URL(nats.url).port;
+    const good = natsBus(`nats://belfry:${encodeURIComponent("p@ss/word")}@127.0.0.1:${port}`);
+    const other = natsBus(`nats://belfry:${encodeURIComponent("p@ss/word")}@127.0.0.1:${port}`);
+    const troubles: string[] = [];
+    const refused = natsBus(`nats://belfry:wrong@127.0.0.1:${port}`, {
+      closeMs: 300,
+      log: (m) => troubles.push(m),
+    });
+    try {
+      const heard = recorder(good);
+      const theirs = recorder(other);
+      const refusedHeard = recorder(refused);
+      await until(() => heard.resyncs() === 1 && theirs.resyncs() === 1, "connected with credentials");
+      const change = emptyChanges();
+      change.feeds.add(8);
+      await other.publish(change);
+      await until(() => heard.changes().length === 1, "the change, over an authenticated connection");
+      await until(() => troubles.length > 0, "the refusal logged");
+      expect(troubles[0]).toBe("change bus cannot connect to NATS; retrying");
+      await expect(refused.publish(change)).resolves.toBeUndefined();
+      expect(refusedHeard.resyncs()).toBe(0);
+    } finally {
+      await Promise.all([good.close(), other.close(), refused.close()]);
+      await nats.stop();
+    }
   });
 });
 

@@ -134,11 +134,8 @@ export function natsBus(
   const queue: string[] = [];
   let queuedBytes = 0;
   let dropping = false;
-  /** Resolved the first time the bus is ready (close() waits on it to send the queue). */
-  let firstReady: () => void = () => {};
-  const onceReady = new Promise<void>((resolve) => {
-    firstReady = resolve;
-  });
+  /** Told the next time the bus is ready (close() waits so to send the queue). */
+  const waiting = new Set<() => void>();
 
   const send = (c: NatsConnection, payload: string) => {
     try {
@@ -160,7 +157,8 @@ export function natsBus(
     dropping = false;
     for (const payload of queue.splice(0)) send(c, payload);
     queuedBytes = 0;
-    firstReady();
+    for (const resolve of waiting) resolve();
+    waiting.clear();
     if (closed) return;
     // Resync after every connection, the first included: a subscriber that came before it was
     // ready (or while it was reconnecting) may have missed changes meanwhile.
@@ -173,6 +171,8 @@ export function natsBus(
         ready = false;
         if (!closed) log("change bus lost its NATS connection; reconnecting", new Error(String(status.data)));
       } else if (status.type === Events.Reconnect) void becomeReady(c);
+      // The server refused something (a permission): the client goes on, so say it here.
+      else if (status.type === Events.Error) log("NATS reported an error", new Error(String(status.data)));
     }
   };
 
@@ -269,11 +269,11 @@ export function natsBus(
       if (closed) return;
       // A short-lived process (`belfry admin`) may commit before its connection is up: give the
       // queue a moment to go out.
-      if (started && queue.length > 0) await within(onceReady, closeMs);
+      if (queue.length > 0) await within(new Promise<void>((resolve) => waiting.add(resolve)), closeMs);
       closed = true;
       if (queue.length > 0)
         log(
-          "change bus closed before NATS came up; other processes catch up at their next heartbeat",
+          "change bus closed before NATS took its changes; other processes catch up at their next heartbeat",
           new Error(`${queue.length} message(s) not sent`),
         );
       const c = nc;

@@ -50,8 +50,11 @@ export interface PrivateNats {
   start(): Promise<void>;
 }
 
-/** Starts a private `nats-server` on a free loopback port (never the shared one). */
-export async function privateNats(): Promise<PrivateNats> {
+/**
+ * Starts a private `nats-server` on a free loopback port (never the shared one), with `args`
+ * added (e.g. `--user`/`--pass`).
+ */
+export async function privateNats(args: string[] = []): Promise<PrivateNats> {
   const port = await freePort();
   let proc: ChildProcess | undefined;
   let exited: Promise<unknown> = Promise.resolve();
@@ -64,7 +67,7 @@ export async function privateNats(): Promise<PrivateNats> {
     },
     async start() {
       if (proc) return;
-      const p = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port)], { stdio: "ignore" });
+      const p = spawn(NATS_SERVER, ["-a", "127.0.0.1", "-p", String(port), ...args], { stdio: "ignore" });
       proc = p;
       exited = new Promise((resolve) => p.once("exit", resolve));
       for (let i = 0; i < 250; i++) {
