@@ -2,8 +2,8 @@
  * The change bus: how a committed change reaches every process that pushes or delivers it. It
  * carries ids only — whose feed changed, which rows were read, whether deliveries became due,
  * which keys were revoked, whose sessions ended, which stream tickets were opened again — and
- * subscribers read the rows themselves. In-process on SQLite;
- * LISTEN/NOTIFY on PostgreSQL (pg-bus.ts). The interface is small enough for Redis or NATS.
+ * subscribers read the rows themselves. In-process on SQLite; LISTEN/NOTIFY on PostgreSQL
+ * (pg-bus.ts); NATS on either when BELFRY_BUS_URL is set (nats-bus.ts).
  */
 export interface Changes {
   /** Users whose feed (rows, counts) changed. */
