@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
+import { DEFAULT_BUS_SUBJECT, parseNatsUrl, subjectProblem } from "./stream/nats-bus.js";
 
 /**
  * Configuration, layered: defaults, then the environment, then explicit overrides (CLI flags).
@@ -19,8 +20,16 @@ export interface Config {
   readonly sseHeartbeatS: number;
   /** Browser origins (`https://console.example.com`) allowed to call `/api/v1/me/*` and `/bell.js`. */
   readonly corsOrigins: readonly string[];
+  /** Share committed changes over NATS (`BELFRY_BUS_URL`); unset → LISTEN/NOTIFY or in-process. */
+  readonly bus: BusConfig | undefined;
   readonly webhooks: WebhookConfig;
   readonly limits: LimitConfig;
+}
+
+/** The NATS change bus: its servers (`nats://…`, comma-separated) and the subject it uses. */
+export interface BusConfig {
+  readonly url: string;
+  readonly subject: string;
 }
 
 /** What one client may make an instance do or hold (the `BELFRY_*` limit variables). */
@@ -108,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     pollIntervalS: integer("BELFRY_POLL_INTERVAL_S", text("BELFRY_POLL_INTERVAL_S"), 60, 1, 86400),
     sseHeartbeatS: integer("BELFRY_SSE_HEARTBEAT_S", text("BELFRY_SSE_HEARTBEAT_S"), 15, 1, 3600),
     corsOrigins: corsOrigins(text("BELFRY_CORS_ORIGINS")),
+    bus: busConfig(text("BELFRY_BUS_URL"), text("BELFRY_BUS_SUBJECT")),
     webhooks: loadWebhookConfig(text),
     limits: loadLimits(text),
     ...overrides,
@@ -171,6 +181,25 @@ function loadLimits(text: (name: string) => string | undefined): LimitConfig {
     bodyTimeoutMs: int("BELFRY_BODY_TIMEOUT_MS", d.bodyTimeoutMs, 100, 3_600_000),
     trustProxy: trustProxy(text("BELFRY_TRUST_PROXY")),
   };
+}
+
+/** `BELFRY_BUS_URL` and `BELFRY_BUS_SUBJECT`, checked now so a typo stops the start, not the push. */
+function busConfig(url: string | undefined, subject: string | undefined): BusConfig | undefined {
+  if (subject !== undefined && subjectProblem(subject) !== undefined)
+    throw new ConfigError(`BELFRY_BUS_SUBJECT ${subjectProblem(subject)}, got "${subject}"`);
+  if (url === undefined) {
+    if (subject !== undefined)
+      throw new ConfigError("BELFRY_BUS_SUBJECT needs BELFRY_BUS_URL (nats://host:4222)");
+    return undefined;
+  }
+  try {
+    parseNatsUrl(url);
+  } catch (error) {
+    throw new ConfigError(
+      `BELFRY_BUS_URL ${(error as Error).message}: use nats://host:4222, nats://user:pass@host:port, or several servers comma-separated`,
+    );
+  }
+  return { url, subject: subject ?? DEFAULT_BUS_SUBJECT };
 }
 
 function trustProxy(value: string | undefined): boolean | string {

@@ -59,6 +59,7 @@ export async function startServer(
   const store = await openMigratedStore(config.databaseUrl, {
     poolSize: config.pgPoolSize,
     timeouts: SERVING_TIMEOUTS,
+    bus: config.bus,
     onPoolError: (error) => app?.log.warn({ err: { message: error.message } }, "database connection failed"),
     onBusError: (message, error) =>
       app?.log.warn({ err: { message: (error as Error | undefined)?.message } }, message),

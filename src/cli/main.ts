@@ -54,7 +54,11 @@ const USAGE = `Usage: belfry <command>
   backup     copy the embedded store's file while it serves (belfry backup <path>)
 
 Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
-BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE (see the README).`;
+BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE, BELFRY_BUS_URL (see the README).`;
+
+/** Where a one-off command reports trouble on the change bus (the change itself is committed). */
+const warnOnStderr = (message: string, error: unknown) =>
+  console.error(`${message}: ${(error as Error | undefined)?.message ?? error}`);
 
 /** How long SIGTERM waits for in-flight requests before giving up. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -86,7 +90,11 @@ async function main(argv: string[]): Promise<number> {
       return untilSignal(demo.app.log, () => demo.close());
     }
     case "seed": {
-      const store = openStore(config.databaseUrl, { poolSize: config.pgPoolSize });
+      const store = openStore(config.databaseUrl, {
+        poolSize: config.pgPoolSize,
+        bus: config.bus,
+        onBusError: warnOnStderr,
+      });
       try {
         await migrate(store);
         const deps = createDeps(store, { webhooks: config.webhooks });
@@ -114,7 +122,8 @@ async function main(argv: string[]): Promise<number> {
         console.log(ADMIN_USAGE);
         return rest.length === 0 ? 2 : 0;
       }
-      const store = openStore(config.databaseUrl);
+      // Its changes go out on the bus too, so a revocation closes streams on the servers at once.
+      const store = openStore(config.databaseUrl, { bus: config.bus, onBusError: warnOnStderr });
       try {
         await migrate(store);
         console.log(
@@ -150,6 +159,7 @@ async function work(config: Config): Promise<number> {
   const store = await openMigratedStore(config.databaseUrl, {
     poolSize: config.pgPoolSize,
     timeouts: SERVING_TIMEOUTS,
+    bus: config.bus,
     onPoolError: (error) => log.warn({ err: { message: error.message } }, "database connection failed"),
     onBusError: (message, error) =>
       log.warn({ err: { message: (error as Error | undefined)?.message } }, message),

@@ -3,6 +3,7 @@ import { dirname, resolve } from "node:path";
 import type Sqlite from "better-sqlite3";
 import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "kysely";
 import { type ChangeBus, localBus } from "../stream/bus.js";
+import { natsBus } from "../stream/nats-bus.js";
 import { type BusLog, pgBus } from "../stream/pg-bus.js";
 import { openTimedPool, type PoolStats } from "./pg-pool.js";
 import type { Database } from "./schema.js";
@@ -49,8 +50,14 @@ export interface StoreOptions {
   timeouts?: StoreTimeouts;
   /** Told about errors of idle pooled connections, which would otherwise crash the process. */
   onPoolError?: (error: Error) => void;
-  /** Told about trouble the PostgreSQL change bus handles itself (reconnects, failed NOTIFYs). */
+  /** Told about trouble the change bus handles itself (reconnects, failed NOTIFYs or publishes). */
   onBusError?: BusLog;
+  /**
+   * Share changes over NATS (`BELFRY_BUS_URL`) instead of LISTEN/NOTIFY (PostgreSQL) or within
+   * the process (SQLite). The connection opens on first use, so a store opened only to migrate
+   * never connects.
+   */
+  bus?: { url: string; subject?: string };
   /** Kysely's query log hook (tests read the SQL actually run, e.g. to EXPLAIN it). */
   log?: LogConfig;
 }
@@ -72,7 +79,14 @@ export function openStore(url: string | undefined, options: StoreOptions = {}): 
   throw new Error(`DATABASE_URL must be file:<path> or postgres://…, got "${target.split(":")[0]}:…"`);
 }
 
-function openSqlite(path: string, { log, timeouts = PATIENT_TIMEOUTS }: StoreOptions): Store {
+/** The NATS bus when `bus` names one, else `otherwise`. */
+function pickBus({ bus, onBusError }: StoreOptions, otherwise: () => ChangeBus): ChangeBus {
+  if (bus === undefined) return otherwise();
+  return natsBus(bus.url, { ...(bus.subject !== undefined && { subject: bus.subject }), log: onBusError });
+}
+
+function openSqlite(path: string, options: StoreOptions): Store {
+  const { log, timeouts = PATIENT_TIMEOUTS } = options;
   if (path === "") throw new Error("DATABASE_URL file: needs a path, e.g. file:./data/belfry.db");
   const memory = path === ":memory:";
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
@@ -81,7 +95,7 @@ function openSqlite(path: string, { log, timeouts = PATIENT_TIMEOUTS }: StoreOpt
     dialect: new BelfrySqliteDialect(handle, timeouts.lockWaitMs),
     ...(log && { log }),
   });
-  const bus = localBus();
+  const bus = pickBus(options, localBus);
   return {
     db,
     bus,
@@ -105,16 +119,16 @@ function openSqlite(path: string, { log, timeouts = PATIENT_TIMEOUTS }: StoreOpt
   };
 }
 
-function openPostgres(
-  url: string,
-  { poolSize = 10, timeouts = PATIENT_TIMEOUTS, onPoolError, onBusError, log }: StoreOptions,
-): Store {
+function openPostgres(url: string, options: StoreOptions): Store {
+  const { poolSize = 10, timeouts = PATIENT_TIMEOUTS, onPoolError, onBusError, log } = options;
   const pool = openTimedPool(url, { max: poolSize, timeouts, ...(onPoolError && { onError: onPoolError }) });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
-  const bus = pgBus(url, pool, onBusError, {
-    connectMs: timeouts.connectMs,
-    ...(timeouts.silenceMs > 0 && { checkMs: timeouts.connectMs }),
-  });
+  const bus = pickBus(options, () =>
+    pgBus(url, pool, onBusError, {
+      connectMs: timeouts.connectMs,
+      ...(timeouts.silenceMs > 0 && { checkMs: timeouts.connectMs }),
+    }),
+  );
   const u = new URL(url);
   return {
     db,

@@ -2,8 +2,8 @@
  * The change bus: how a committed change reaches every process that pushes or delivers it. It
  * carries ids only — whose feed changed, which rows were read, whether deliveries became due,
  * which keys were revoked, whose sessions ended, which stream tickets were opened again — and
- * subscribers read the rows themselves. In-process on SQLite;
- * LISTEN/NOTIFY on PostgreSQL (pg-bus.ts). The interface is small enough for Redis or NATS.
+ * subscribers read the rows themselves. In-process on SQLite; LISTEN/NOTIFY on PostgreSQL
+ * (pg-bus.ts); NATS on either when BELFRY_BUS_URL is set (nats-bus.ts).
  */
 export interface Changes {
   /** Users whose feed (rows, counts) changed. */
@@ -172,6 +172,10 @@ export function decodeChanges(text: string, self: string): Changes | undefined {
   for (const s of wire.s ?? []) changes.endedSessions.add(s);
   for (const [hash, generation] of wire.t ?? []) changes.tickets.set(hash, generation);
   for (const f of wire.f ?? []) changes.feeds.add(f);
-  for (const [user, ids] of wire.r ?? []) changes.reads.set(user, ids === 1 ? "all" : ids);
+  // A long list of read ids comes in parts, several of which may share a message.
+  for (const [user, ids] of wire.r ?? []) {
+    const before = changes.reads.get(user);
+    changes.reads.set(user, ids === 1 || before === "all" ? "all" : before ? [...before, ...ids] : ids);
+  }
   return changes;
 }
