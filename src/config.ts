@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from "node:net";
+import { isIpAddress, parseCidr } from "./network/cidr.js";
 
 /**
  * Configuration, layered: defaults, then the environment, then explicit overrides (CLI flags).
@@ -177,7 +177,7 @@ function trustProxy(value: string | undefined): boolean | string {
   if (value === undefined || value === "false") return false;
   if (value === "true") return true;
   const cidrs = value.split(",").map((v) => v.trim());
-  if (cidrs.every((c) => parseCidr(c) !== undefined || isIPv4(c) || isIPv6(c))) return cidrs.join(",");
+  if (cidrs.every((c) => parseCidr(c) !== undefined || isIpAddress(c))) return cidrs.join(",");
   throw new ConfigError(
     `BELFRY_TRUST_PROXY must be true, false, or the addresses/CIDRs of your proxies, got "${value}"`,
   );
@@ -222,18 +222,6 @@ function boolean(name: string, value: string | undefined, fallback: boolean): bo
   if (value === "true" || value === "1") return true;
   if (value === "false" || value === "0") return false;
   throw new ConfigError(`${name} must be true or false, got "${value}"`);
-}
-
-/** `10.0.0.0/8` → its parts, or undefined when it is not an IPv4 or IPv6 CIDR. */
-export function parseCidr(
-  cidr: string,
-): { address: string; prefix: number; family: "ipv4" | "ipv6" } | undefined {
-  const [address = "", bits, ...rest] = cidr.split("/");
-  const family = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : undefined;
-  const prefix = bits !== undefined && /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
-  if (!family || rest.length > 0 || !(prefix >= 0 && prefix <= (family === "ipv4" ? 32 : 128)))
-    return undefined;
-  return { address, prefix, family };
 }
 
 function integer(

@@ -2,10 +2,10 @@ import { CompiledQuery, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Deps } from "../src/deps.js";
 import { createDeps } from "../src/deps.js";
-import { ingestEvent } from "../src/events/ingest.js";
 import { markAllRead, markRead } from "../src/feed/mark-read.js";
 import { type FeedFilter, listNotifications, unreadCount } from "../src/feed/notifications.js";
 import { createUser } from "../src/identity/users.js";
+import { ingestEvent } from "../src/ingest/ingest.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
 
 /**

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { emptyChanges } from "../src/bus/change-bus.js";
+import { decodeChanges, encodeChanges } from "../src/bus/wire.js";
 import { createDeps } from "../src/deps.js";
 import { buildApp } from "../src/http/app.js";
 import { MAX_SESSIONS_PER_USER } from "../src/identity/sessions.js";
-import { decodeChanges, emptyChanges, encodeChanges } from "../src/stream/bus.js";
 import { BACKENDS, freshDatabase, openTestStore } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, type Response, startHarness } from "./support/harness.js";
 import { call, spawnServer } from "./support/process.js";

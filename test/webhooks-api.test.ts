@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ResolvedAddress } from "../src/network/address-policy.js";
 import type { DeliveryStatus } from "../src/store/schema.js";
-import type { ResolvedAddress } from "../src/webhooks/address-policy.js";
 import { BACKENDS } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, type Response, startHarness } from "./support/harness.js";
 import { testWebhooks } from "./support/receiver.js";

@@ -1,8 +1,9 @@
 import { parseArgs } from "node:util";
 import type { Deps } from "../deps.js";
-import { ingestBatch, MAX_BATCH } from "../events/ingest.js";
 import { createPersonalKey } from "../identity/keys.js";
 import { createUser } from "../identity/users.js";
+import { ingestBatch } from "../ingest/ingest.js";
+import { MAX_BATCH } from "../ingest/ingest-request.js";
 import { UsageError } from "./admin.js";
 
 export const SEED_USAGE = `belfry seed --users <N> --per-user <M> [--prefix <text>]

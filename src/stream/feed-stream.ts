@@ -1,11 +1,11 @@
 import type { ServerResponse } from "node:http";
 import type { Static } from "typebox";
+import type { BusMessage } from "../bus/change-bus.js";
 import type { Deps } from "../deps.js";
-import { type Notification, toNotification } from "../feed/notifications.js";
-import { effectiveReadAt } from "../feed/read-state.js";
+import { readFeedSummary } from "../feed/feed-state.js";
+import { listRowsAfter, type Notification } from "../feed/notifications.js";
 import { credentialOf, type Principal, principalOf } from "../identity/authenticate.js";
 import { isUnavailable } from "../store/store.js";
-import type { BusMessage } from "./bus.js";
 import type { StreamRead, StreamReset, StreamUnreadCount } from "./stream-events.js";
 import { renewTicket, type TicketLease } from "./tickets.js";
 
@@ -131,35 +131,16 @@ export async function serveFeedStream(
     if (!drained) cutOff();
   };
 
-  const state = () =>
-    db
-      .selectFrom("feed_states as s")
-      .leftJoin("feed_counters as c", "c.user_id", "s.user_id")
-      .select(["s.version", "s.last_id", "c.unread"])
-      .where("s.user_id", "=", userId)
-      .execute()
-      .then((rows) => ({
-        version: rows[0]?.version ?? 0,
-        lastId: rows[0]?.last_id ?? 0,
-        unread: rows.reduce((sum, r) => sum + (r.unread ?? 0), 0),
-      }));
+  const state = () => readFeedSummary(db, userId);
 
   /** Sends the rows after `cursor` (up to `lastId`), or a reset when there are too many. */
   const sendRowsAfter = async (lastId: number) => {
     if (lastId <= cursor) return;
-    const rows = await db
-      .selectFrom("notifications")
-      .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
-      .where("user_id", "=", userId)
-      .where("id", ">", cursor)
-      .where("id", "<=", lastId)
-      .orderBy("id")
-      .limit(MAX_REPLAY + 1)
-      .execute();
+    const rows = await listRowsAfter(db, userId, cursor, lastId, MAX_REPLAY + 1);
     if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId }, lastId);
     else
       for (const row of rows) {
-        send("notification", toNotification(row), row.id);
+        send("notification", row, row.id);
         await keepUp();
       }
     cursor = lastId;

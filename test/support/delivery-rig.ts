@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, expect } from "vitest";
 import type { WebhookConfig } from "../../src/config.js";
 import { type DeliveryWorker, startDeliveryWorker } from "../../src/delivery/worker.js";
-import type { Resolve } from "../../src/webhooks/address-policy.js";
+import type { Resolve } from "../../src/network/address-policy.js";
 import type { BackendName } from "./backends.js";
 import { type Harness, startHarness } from "./harness.js";
 import { type Receiver, startReceiver, testWebhooks, waitFor } from "./receiver.js";
