@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { Config } from "../config.js";
 import { ApiError, forbidden, notFound } from "../errors.js";
 import { type RunningServer, startServer } from "../server.js";
+import { systemClockMs } from "../time.js";
 import { demoPage } from "./demo-page.js";
 
 /** The feed event types the demo console can raise, each through the operation that raises it for real. */
@@ -60,7 +61,7 @@ export async function runDemo(
   const admin = (url: string, body?: unknown) => api("POST", url, adminToken, body);
 
   const raise = async (type: string, c: Cast) => {
-    const tag = `${Date.now().toString(36)}-${++n}`;
+    const tag = `${systemClockMs().toString(36)}-${++n}`;
     switch (type) {
       case "system.payment.received":
         return admin("/admin/v1/events", {

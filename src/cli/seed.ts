@@ -32,7 +32,7 @@ export async function runSeed(deps: Deps, argv: string[], progress: (line: strin
   if (!Number.isSafeInteger(users) || users < 1 || !Number.isSafeInteger(perUser) || perUser < 0) {
     throw new UsageError(SEED_USAGE);
   }
-  const prefix = values.prefix ?? `seed-${Date.now().toString(36)}`;
+  const prefix = values.prefix ?? `seed-${deps.clockMs().toString(36)}`;
   const started = performance.now();
   const made: Seeded["users"] = [];
   for (let u = 0; u < users; u++) {
