@@ -2,7 +2,7 @@ import { isIpAddress, parseCidr } from "./network/cidr.js";
 
 /**
  * Configuration, layered: defaults, then the environment, then explicit overrides (CLI flags).
- * SPEC §8 names the variables; docs/configuration is the README's table.
+ * docs/configuration.md lists every setting; `belfry --help` prints the same list.
  */
 export interface Config {
   /** Unset → the embedded store at ./data/belfry.db. */

@@ -104,7 +104,7 @@ export async function buildApp({
     logger,
     ...(logger !== false && { childLoggerFactory: lazyChildLogger }),
     bodyLimit: BODY_LIMIT,
-    // Long path parameters reach the routes, which answer 404 (or 403) as the SPEC says, instead
+    // Long path parameters reach the routes, which answer 404 (or 403) as the API reference says, instead
     // of the router's 400.
     routerOptions: { maxParamLength: 8192 },
     genReqId: requestIds(),

@@ -3,7 +3,7 @@ import { ApiError, invalidRequest, notFound, tooLarge, unavailable } from "../er
 import { isUnavailable } from "../store/store.js";
 
 /**
- * One renderer for every non-2xx answer (SPEC §2): our own `ApiError`s, Fastify's own refusals
+ * One renderer for every non-2xx answer (the `{"error": {type, message}}` envelope): our own `ApiError`s, Fastify's own refusals
  * (body too large, wrong content type, bad JSON, bad URL), unknown routes and methods, and bugs —
  * which become a bare 500 with nothing about the cause in the response.
  */

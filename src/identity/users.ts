@@ -43,7 +43,7 @@ export const toUser = (row: UserRow): User => ({
 });
 
 /**
- * Checks the address rules of SPEC §1 beyond length: exactly one `@` with something on each
+ * Checks the documented address rules beyond length: exactly one `@` with something on each
  * side, no whitespace or control characters. Unicode is allowed.
  */
 function checkEmail(email: string): void {
@@ -62,7 +62,7 @@ const emailKey = (email: string) => email.normalize("NFC").toUpperCase().toLower
 
 const duplicateEmail = (email: string) => conflict(`A user with email "${email}" already exists.`);
 
-/** Creates a user (SPEC §6 `POST /admin/v1/users`). A duplicate email → 409. */
+/** Creates a user (`POST /admin/v1/users`). A duplicate email → 409. */
 export async function createUser(deps: Deps, body: unknown): Promise<User> {
   const req = validateCreate.parse(body);
   checkEmail(req.email);

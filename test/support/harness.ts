@@ -103,7 +103,7 @@ export async function startHarness(
   return harness;
 }
 
-/** True when `r` is the SPEC's error envelope with this status and type. */
+/** True when `r` is the error envelope with this status and type. */
 export function isEnvelope(r: Response, status: number, type: string): boolean {
   return (
     r.status === status &&
