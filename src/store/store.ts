@@ -5,6 +5,7 @@ import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "
 import type { ChangeBus } from "../bus/change-bus.js";
 import { localBus } from "../bus/local-bus.js";
 import { type BusLog, pgBus } from "../bus/pg-bus.js";
+import { DEFAULT_DATABASE_URL, DEFAULTS } from "../settings.js";
 import { openTimedPool } from "./pg-pool.js";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
@@ -53,8 +54,6 @@ export interface StoreOptions {
   /** Kysely's query log hook (tests read the SQL actually run, e.g. to EXPLAIN it). */
   log?: LogConfig;
 }
-
-export const DEFAULT_DATABASE_URL = "file:./data/belfry.db";
 
 /**
  * Opens the store a `DATABASE_URL` names: unset or empty → the embedded SQLite file
@@ -106,7 +105,7 @@ function openSqlite(path: string, { log, timeouts = PATIENT_TIMEOUTS }: StoreOpt
 
 function openPostgres(
   url: string,
-  { poolSize = 10, timeouts = PATIENT_TIMEOUTS, onPoolError, onBusError, log }: StoreOptions,
+  { poolSize = DEFAULTS.pgPoolSize, timeouts = PATIENT_TIMEOUTS, onPoolError, onBusError, log }: StoreOptions,
 ): Store {
   const pool = openTimedPool(url, { max: poolSize, timeouts, ...(onPoolError && { onError: onPoolError }) });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
