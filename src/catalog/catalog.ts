@@ -1,5 +1,5 @@
 import { type Static, type TObject, Type } from "typebox";
-import { PositiveId, Role, StringEnum } from "../schemas.js";
+import { PositiveId, RoleSchema, StringEnum } from "../schemas.js";
 import { formatMoney } from "./money.js";
 
 /**
@@ -104,7 +104,13 @@ export const catalog = {
     description: "Someone was added to an org (shown to the org's owners and admins).",
     ingest: false,
     example: { org_id: 3, org_name: "Acme", user_id: 8, email: "grace@example.com", role: "admin" },
-    data: Type.Object({ org_id: Id, org_name: Type.String(), user_id: Id, email: Type.String(), role: Role }),
+    data: Type.Object({
+      org_id: Id,
+      org_name: Type.String(),
+      user_id: Id,
+      email: Type.String(),
+      role: RoleSchema,
+    }),
     feed: {
       recipients: async ({ data, orgManagers }) =>
         (await orgManagers(data.org_id)).filter((id) => id !== data.user_id),
@@ -167,7 +173,7 @@ export const catalog = {
       org_name: Type.String(),
       user_id: Id,
       email: Type.String(),
-      role: Role,
+      role: RoleSchema,
       revoked_key_ids: Type.Array(Id),
     }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
@@ -188,8 +194,8 @@ export const catalog = {
       org_name: Type.String(),
       user_id: Id,
       email: Type.String(),
-      role: Role,
-      previous_role: Role,
+      role: RoleSchema,
+      previous_role: RoleSchema,
     }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
   }),

@@ -7,7 +7,7 @@ import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
 import { registerApiDocs } from "./api-docs.js";
 import { adminAuth, refuseSessions, userAuth } from "./auth.js";
 import { registerCors } from "./cors.js";
-import { registerErrorHandling, send } from "./error-handler.js";
+import { registerErrorHandling, sendError } from "./error-handler.js";
 import { registerErrorSchemas } from "./error-schemas.js";
 import { homeRoute } from "./home.js";
 import { registerJsonParser } from "./json-parser.js";
@@ -122,7 +122,7 @@ export async function buildApp({
     return503OnClosing: false,
     // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
     frameworkErrors: (_error, _request, reply) =>
-      send(reply, invalidRequest("The request URL is malformed.")),
+      sendError(reply, invalidRequest("The request URL is malformed.")),
     // Errors Node's HTTP parser raises before Fastify sees a request (headers too large, both
     // Content-Length and Transfer-Encoding…) get the envelope too.
     clientErrorHandler: (error, socket) => {

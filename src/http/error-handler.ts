@@ -10,14 +10,14 @@ import { isUnavailable } from "../store/store.js";
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0]?.slice(0, 200);
-    send(reply, notFound(`No route for ${request.method} ${path}.`));
+    sendError(reply, notFound(`No route for ${request.method} ${path}.`));
   });
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    send(reply, toApiError(error, request));
+    sendError(reply, toApiError(error, request));
   });
 }
 
-export function send(reply: FastifyReply, error: ApiError): void {
+export function sendError(reply: FastifyReply, error: ApiError): void {
   // Refused before its body was read (authentication, size): close rather than read the rest.
   if (!reply.request.raw.complete) reply.header("connection", "close");
   void reply

@@ -3,7 +3,7 @@ import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { conflict, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
-import { PositiveId, Role } from "../schemas.js";
+import { PositiveId, RoleSchema } from "../schemas.js";
 import { forUpdate } from "../store/for-update.js";
 import type { Database, OrgRow } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
@@ -17,7 +17,7 @@ export type Org = Static<typeof Org>;
 export const Membership = Type.Object({
   org_id: Type.Integer(),
   user_id: Type.Integer(),
-  role: Role,
+  role: RoleSchema,
 });
 export type Membership = Static<typeof Membership>;
 

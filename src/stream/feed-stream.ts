@@ -105,7 +105,7 @@ export async function serveFeedStream(
   let again = false;
   let closed = false;
 
-  const send = <E extends keyof StreamEventData>(event: E, data: StreamEventData[E], id?: number) => {
+  const sendEvent = <E extends keyof StreamEventData>(event: E, data: StreamEventData[E], id?: number) => {
     if (closed) return;
     res.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
@@ -137,10 +137,10 @@ export async function serveFeedStream(
   const sendRowsAfter = async (lastId: number) => {
     if (lastId <= cursor) return;
     const rows = await listRowsAfter(db, userId, cursor, lastId, MAX_REPLAY + 1);
-    if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId }, lastId);
+    if (rows.length > MAX_REPLAY) sendEvent("reset", { last_event_id: lastId }, lastId);
     else
       for (const row of rows) {
-        send("notification", row, row.id);
+        sendEvent("notification", row, row.id);
         await keepUp();
       }
     cursor = lastId;
@@ -158,11 +158,11 @@ export async function serveFeedStream(
         const s = await state();
         await sendRowsAfter(s.lastId);
         if (reads !== undefined) {
-          send("read", reads === "all" ? { all: true } : { ids: reads });
+          sendEvent("read", reads === "all" ? { all: true } : { ids: reads });
           reads = undefined;
         }
         if (s.version > sentVersion) {
-          send("unread-count", { count: s.unread, version: s.version }, cursor);
+          sendEvent("unread-count", { count: s.unread, version: s.version }, cursor);
           sentVersion = s.version;
         }
         await keepUp();
@@ -247,10 +247,10 @@ export async function serveFeedStream(
     const start = await state();
     const resume = lastEventId !== undefined && lastEventId <= start.lastId;
     cursor = resume ? lastEventId : start.lastId;
-    send("unread-count", { count: start.unread, version: start.version }, cursor);
+    sendEvent("unread-count", { count: start.unread, version: start.version }, cursor);
     sentVersion = start.version;
     if (resume) await sendRowsAfter(start.lastId);
-    else if (lastEventId !== undefined) send("reset", { last_event_id: start.lastId }, start.lastId);
+    else if (lastEventId !== undefined) sendEvent("reset", { last_event_id: start.lastId }, start.lastId);
   } catch {
     close();
   } finally {

@@ -148,7 +148,7 @@ export async function redeliver(deps: Deps, userId: number, endpointId: number, 
  * Restarts every failed or exhausted delivery of the endpoint whose event was recorded at or
  * after `since`. It does not re-enable a disabled endpoint: there they wait as held.
  */
-export async function recover(deps: Deps, userId: number, endpointId: number, body: unknown) {
+export async function recoverDeliveries(deps: Deps, userId: number, endpointId: number, body: unknown) {
   const { since } = validateRecover.parse(body);
   const sinceSeconds = parseRfc3339(since);
   if (sinceSeconds === undefined)

@@ -12,7 +12,7 @@ import {
   QueuedDelivery,
   RecoverRequest,
   Requeued,
-  recover,
+  recoverDeliveries,
   redeliver,
 } from "../../webhooks/deliveries.js";
 import {
@@ -241,6 +241,8 @@ export async function webhookRoutes(app: FastifyInstance, deps: Deps): Promise<v
     async (request, reply) =>
       reply
         .code(202)
-        .send(await recover(deps, principal(request).userId, endpointId(request.params), request.body)),
+        .send(
+          await recoverDeliveries(deps, principal(request).userId, endpointId(request.params), request.body),
+        ),
   );
 }
