@@ -88,6 +88,10 @@ export function decodeChanges(text: string, self: string): Changes | undefined {
   for (const s of wire.s ?? []) changes.endedSessions.add(s);
   for (const [hash, generation] of wire.t ?? []) changes.tickets.set(hash, generation);
   for (const f of wire.f ?? []) changes.feeds.add(f);
-  for (const [user, ids] of wire.r ?? []) changes.reads.set(user, ids === 1 ? "all" : ids);
+  // A long list of one user's read ids is sent in parts, several of which may share a message.
+  for (const [user, ids] of wire.r ?? []) {
+    const before = changes.reads.get(user);
+    changes.reads.set(user, ids === 1 || before === "all" ? "all" : [...(before ?? []), ...ids]);
+  }
   return changes;
 }

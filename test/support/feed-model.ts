@@ -1,3 +1,5 @@
+import { iso } from "./iso.js";
+
 /**
  * A tiny in-memory model of users' feeds, written from the documented API alone (not from src/): what
  * ingest, batch ingest, mark-read, mark-all-read and mutes do, and what every read must then
@@ -61,8 +63,6 @@ export const money = (cents: number) =>
     minimumFractionDigits: 2,
     maximumFractionDigits: 2,
   })}`;
-
-export const iso = (s: number) => `${new Date(s * 1000).toISOString().slice(0, 19)}Z`;
 
 function render(b: EventBody): { title: string; body: string; link: string | null } {
   const d = b.data as {
