@@ -121,3 +121,20 @@ describe("table ownership", () => {
     expect(users.filter((f) => !f.startsWith("src/identity/"))).toEqual([]);
   });
 });
+
+describe("dialects and clocks", () => {
+  const text = (file: string) => readFileSync(join(ROOT, file), "utf8");
+
+  it("are told apart only inside src/store (row locks go through forUpdate)", () => {
+    const outside = SRC.filter((f) => !f.startsWith("src/store/") && /\bdialect\s*[!=]==/.test(text(f)));
+    expect(outside).toEqual([]);
+    expect(text("src/store/for-update.ts")).toMatch(/dialect !== "postgres"/);
+  });
+
+  it("read the wall clock only through time.ts (the server's code; the SDK runs elsewhere)", () => {
+    const direct = SRC.filter(
+      (f) => f !== "src/time.ts" && !f.startsWith("src/sdk/") && /\bDate\.now\(\)/.test(text(f)),
+    );
+    expect(direct).toEqual([]);
+  });
+});

@@ -13,6 +13,16 @@ import { formatMoney } from "./money.js";
 const Cents = Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
 const Id = PositiveId;
 const KeyFacts = { key_id: Id, name: Type.String(), prefix: Type.String(), user_id: Id };
+/** What every membership event says about the member. */
+const MemberFacts = {
+  org_id: Id,
+  org_name: Type.String(),
+  user_id: Id,
+  email: Type.String(),
+  role: RoleSchema,
+};
+/** Sample facts of a member, for the examples. */
+const GRACE = { org_id: 3, org_name: "Acme", user_id: 8, email: "grace@example.com" };
 
 /** What a feed type shows in the bell: `link` is a console-relative path or null. */
 export interface Rendered {
@@ -103,13 +113,9 @@ export const catalog = {
   "admin.org.member.add": define({
     description: "Someone was added to an org (shown to the org's owners and admins).",
     ingest: false,
-    example: { org_id: 3, org_name: "Acme", user_id: 8, email: "grace@example.com", role: "admin" },
+    example: { ...GRACE, role: "admin" },
     data: Type.Object({
-      org_id: Id,
-      org_name: Type.String(),
-      user_id: Id,
-      email: Type.String(),
-      role: RoleSchema,
+      ...MemberFacts,
     }),
     feed: {
       recipients: async ({ data, orgManagers }) =>
@@ -160,20 +166,9 @@ export const catalog = {
   "admin.org.member.remove": define({
     description: "A member was removed from an org; their org keys of that org were revoked.",
     ingest: false,
-    example: {
-      org_id: 3,
-      org_name: "Acme",
-      user_id: 8,
-      email: "grace@example.com",
-      role: "member",
-      revoked_key_ids: [15],
-    },
+    example: { ...GRACE, role: "member", revoked_key_ids: [15] },
     data: Type.Object({
-      org_id: Id,
-      org_name: Type.String(),
-      user_id: Id,
-      email: Type.String(),
-      role: RoleSchema,
+      ...MemberFacts,
       revoked_key_ids: Type.Array(Id),
     }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
@@ -181,20 +176,9 @@ export const catalog = {
   "admin.org.member.role_change": define({
     description: "A member's role in an org changed.",
     ingest: false,
-    example: {
-      org_id: 3,
-      org_name: "Acme",
-      user_id: 8,
-      email: "grace@example.com",
-      role: "admin",
-      previous_role: "member",
-    },
+    example: { ...GRACE, role: "admin", previous_role: "member" },
     data: Type.Object({
-      org_id: Id,
-      org_name: Type.String(),
-      user_id: Id,
-      email: Type.String(),
-      role: RoleSchema,
+      ...MemberFacts,
       previous_role: RoleSchema,
     }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { Transaction } from "kysely";
 import type { EventData, EventType, Overrides } from "../catalog/catalog.js";
+import { bulkColumns } from "../store/insert-many.js";
 import type { Database } from "../store/schema.js";
 
 /** One event as it is recorded, before it has an id. */
@@ -44,19 +45,10 @@ export const insertEvent = (trx: Transaction<Database>, input: EventInput) =>
   trx.insertInto("events").values(eventRow(input));
 
 /** The columns of an event row, for bulk inserts. */
-export const EVENT_COLUMNS = [
-  { name: "public_id", pg: "text" },
-  { name: "idempotency_key", pg: "text" },
-  { name: "fingerprint", pg: "text" },
-  { name: "type", pg: "text" },
-  { name: "user_id", pg: "bigint" },
-  { name: "org_id", pg: "bigint" },
-  { name: "actor_user_id", pg: "bigint" },
-  { name: "data", pg: "text" },
-  { name: "overrides", pg: "text" },
-  { name: "occurred_at", pg: "bigint" },
-  { name: "created_at", pg: "bigint" },
-] as const;
+export const EVENT_COLUMNS = bulkColumns<ReturnType<typeof eventRow>>({
+  bigint: ["user_id", "org_id", "actor_user_id", "occurred_at", "created_at"],
+  text: ["public_id", "idempotency_key", "fingerprint", "type", "data", "overrides"],
+});
 
 /** The row that records an event. */
 export function eventRow(input: EventInput) {

@@ -1,5 +1,6 @@
 import { type EventType, type Overrides, render } from "../catalog/catalog.js";
-import { insertMany } from "../store/insert-many.js";
+import { bulkColumns, insertMany } from "../store/insert-many.js";
+import type { NotificationRow } from "../store/schema.js";
 import type { Tx } from "../store/transaction.js";
 import { bumpFeedVersions, lockFeeds } from "./feed-state.js";
 
@@ -15,16 +16,13 @@ export interface FeedAppend {
   recipients: number[];
 }
 
-const NOTIFICATION_COLUMNS = [
-  { name: "user_id", pg: "bigint" },
-  { name: "event_id", pg: "bigint" },
-  { name: "type", pg: "text" },
-  { name: "title", pg: "text" },
-  { name: "body", pg: "text" },
-  { name: "link", pg: "text" },
-  { name: "created_at", pg: "bigint" },
-  { name: "read_at", pg: "bigint" },
-] as const;
+/** A feed row about to be written. */
+type NewNotification = Omit<NotificationRow, "id">;
+
+const NOTIFICATION_COLUMNS = bulkColumns<NewNotification>({
+  bigint: ["user_id", "event_id", "created_at", "read_at"],
+  text: ["type", "title", "body", "link"],
+});
 
 /**
  * Appends events to their recipients' feeds, set-wise, inside the caller's transaction: takes
@@ -37,7 +35,7 @@ export async function appendToFeeds(tx: Tx, events: FeedAppend[]): Promise<numbe
   if (users.length === 0) return events.map(() => 0);
   const states = await lockFeeds(tx, users);
 
-  const rows = [];
+  const rows: NewNotification[] = [];
   const added = [];
   for (const event of events) {
     const rendered = render(event.type, event.data, event.overrides);
@@ -50,7 +48,7 @@ export async function appendToFeeds(tx: Tx, events: FeedAppend[]): Promise<numbe
       rows.push({
         user_id: userId,
         event_id: event.eventId,
-        type: event.type as string,
+        type: event.type,
         title: rendered.title,
         body: rendered.body,
         link: rendered.link,
@@ -62,7 +60,7 @@ export async function appendToFeeds(tx: Tx, events: FeedAppend[]): Promise<numbe
   }
   if (rows.length === 0) return added;
 
-  const ids = await insertMany<(typeof rows)[number], { id: number; user_id: number }>(tx, {
+  const ids = await insertMany<NewNotification, { id: number; user_id: number }>(tx, {
     table: "notifications",
     columns: NOTIFICATION_COLUMNS,
     rows,

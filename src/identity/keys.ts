@@ -37,6 +37,14 @@ export const CreateOrgKeyRequest = Type.Object(
 const validateCreate = validator(CreateKeyRequest);
 const validateCreateOrg = validator(CreateOrgKeyRequest);
 
+/** What every key event says about the key. */
+const keyFacts = (row: ApiKeyRow) => ({
+  key_id: row.id,
+  name: row.name,
+  prefix: row.prefix,
+  user_id: row.user_id,
+});
+
 export const toApiKey = (row: ApiKeyRow): ApiKey => ({
   id: row.id,
   name: row.name,
@@ -146,10 +154,7 @@ export async function revokeKeyAsAdmin(deps: Deps, keyId: number): Promise<ApiKe
       await raiseEvent(tx, memberDirectory(tx.trx), {
         type: "admin.api_key.revoke",
         data: {
-          key_id: row.id,
-          name: row.name,
-          prefix: row.prefix,
-          user_id: row.user_id,
+          ...keyFacts(row),
           org_id: row.org_id,
         },
         userId: row.user_id,
@@ -202,10 +207,7 @@ export async function revokeOrgKeyAsMember(
       await raiseEvent(tx, memberDirectory(tx.trx), {
         type: "org.api_key.revoke",
         data: {
-          key_id: row.id,
-          name: row.name,
-          prefix: row.prefix,
-          user_id: row.user_id,
+          ...keyFacts(row),
           org_id: orgId,
           org_name: org.name,
           revoked_by_user_id: callerUserId,

@@ -6,11 +6,11 @@ import type { Executor } from "../store/store.js";
 
 /** The user's role in the org, or undefined when they are not a member. */
 export async function memberRole(db: Executor, orgId: number, userId: number): Promise<Role | undefined> {
+  const where = { org_id: orgId, user_id: userId };
   const row = await db
     .selectFrom("memberships")
     .select("role")
-    .where("org_id", "=", orgId)
-    .where("user_id", "=", userId)
+    .where((eb) => eb.and(where))
     .executeTakeFirst();
   return row?.role;
 }

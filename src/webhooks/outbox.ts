@@ -1,5 +1,5 @@
 import type { EventType } from "../catalog/catalog.js";
-import { insertMany } from "../store/insert-many.js";
+import { bulkColumns, insertMany } from "../store/insert-many.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import type { Tx } from "../store/transaction.js";
 
@@ -21,15 +21,11 @@ export interface DeliveryPlan {
   recipients: number[];
 }
 
-const DELIVERY_COLUMNS = [
-  { name: "endpoint_id", pg: "bigint" },
-  { name: "event_id", pg: "bigint" },
-  { name: "status", pg: "text" },
-  { name: "schedule_step", pg: "integer" },
-  { name: "next_attempt_at_ms", pg: "bigint" },
-  { name: "created_at", pg: "bigint" },
-  { name: "updated_at", pg: "bigint" },
-] as const;
+const DELIVERY_COLUMNS = bulkColumns<ReturnType<typeof newDelivery>>({
+  bigint: ["endpoint_id", "event_id", "next_attempt_at_ms", "created_at", "updated_at"],
+  integer: ["schedule_step"],
+  text: ["status"],
+});
 
 /** A new delivery row: due at once, or held while its endpoint is disabled. */
 const newDelivery = (endpointId: number, eventId: number, held: boolean, now: number) => ({
