@@ -1,5 +1,5 @@
 /**
- * The feed benchmark (issue 4). For one store it seeds users through `belfry seed` (batch ingest),
+ * The feed benchmark. For one store it seeds users through `belfry seed` (batch ingest),
  * starts Belfry and a bare node:http server as child processes, and drives both with autocannon
  * from this process, printing req/s, p50, p99 and the ratio to bare for each scenario, the
  * latency of a 1,000,000-row user against a 100-row user, and Belfry's peak RSS.

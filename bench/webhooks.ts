@@ -17,12 +17,12 @@ import pg from "pg";
 import { DEFAULT_WEBHOOKS } from "../src/config.js";
 import { startDeliveryWorker } from "../src/delivery/worker.js";
 import { createDeps, type Deps } from "../src/deps.js";
-import { ingestEvent } from "../src/events/ingest.js";
 import { createUser } from "../src/identity/users.js";
+import { ingestEvent } from "../src/ingest/ingest.js";
 import { migrate } from "../src/store/migrate.js";
 import { openStore, type Store } from "../src/store/store.js";
 import { createEndpoint } from "../src/webhooks/endpoints.js";
-import { startReceiver } from "../test/support/receiver.js";
+import { startReceiver } from "./support/receiver.js";
 
 const { values } = parseArgs({
   options: {

@@ -1,101 +1,15 @@
-import { isIPv4, isIPv6 } from "node:net";
-import { DEFAULT_BUS_SUBJECT, parseNatsUrl, subjectProblem } from "./stream/nats-bus.js";
+import { DEFAULT_BUS_SUBJECT, parseNatsUrl, subjectProblem } from "./bus/nats-bus.js";
+import { isIpAddress, parseCidr } from "./network/cidr.js";
+import { type BusConfig, type Config, DEFAULTS, type LimitConfig, type WebhookConfig } from "./settings.js";
 
-/**
- * Configuration, layered: defaults, then the environment, then explicit overrides (CLI flags).
- * SPEC §8 names the variables; docs/configuration is the README's table.
- */
-export interface Config {
-  /** Unset → the embedded store at ./data/belfry.db. */
-  readonly databaseUrl: string | undefined;
-  readonly port: number;
-  readonly host: string;
-  /** Unset → the server generates one per run and prints it once. */
-  readonly adminToken: string | undefined;
-  readonly logLevel: string;
-  readonly pgPoolSize: number;
-  /** What feed answers advise pollers in `X-Poll-Interval`. */
-  readonly pollIntervalS: number;
-  /** Seconds between heartbeats on live streams. */
-  readonly sseHeartbeatS: number;
-  /** Browser origins (`https://console.example.com`) allowed to call `/api/v1/me/*` and `/bell.js`. */
-  readonly corsOrigins: readonly string[];
-  /** Share committed changes over NATS (`BELFRY_BUS_URL`); unset → LISTEN/NOTIFY or in-process. */
-  readonly bus: BusConfig | undefined;
-  readonly webhooks: WebhookConfig;
-  readonly limits: LimitConfig;
-}
+export type { BusConfig, Config, LimitConfig, WebhookConfig } from "./settings.js";
 
-/** The NATS change bus: its servers (`nats://…`, comma-separated) and the subject it uses. */
-export interface BusConfig {
-  readonly url: string;
-  readonly subject: string;
-}
+/** The webhook defaults (`DEFAULTS.webhooks`), for callers that start from them. */
+export const DEFAULT_WEBHOOKS: WebhookConfig = DEFAULTS.webhooks;
+/** The limit defaults (`DEFAULTS.limits`). */
+export const DEFAULT_LIMITS: LimitConfig = DEFAULTS.limits;
 
-/** What one client may make an instance do or hold (the `BELFRY_*` limit variables). */
-export interface LimitConfig {
-  /** `/api/v1/*` requests a minute per credential; 0 = no limit. */
-  readonly ratePerMinute: number;
-  /** Failed authentications a minute per client address; 0 = no limit. */
-  readonly authFailuresPerMinute: number;
-  /** Shares the rate-limit counts between instances (`redis://…`); unset → per instance. */
-  readonly redisUrl: string | undefined;
-  /** Live streams one credential may hold open on one instance. */
-  readonly streamsPerCredential: number;
-  /** Open connections one instance accepts; more are refused. */
-  readonly maxConnections: number;
-  /** A client must send its headers within this, and its whole request within `bodyTimeoutMs`. */
-  readonly headersTimeoutMs: number;
-  readonly bodyTimeoutMs: number;
-  /** Take the client address from `X-Forwarded-For` (behind a load balancer): `true`, or the proxies' CIDRs. */
-  readonly trustProxy: boolean | string;
-}
-
-export const DEFAULT_LIMITS: LimitConfig = {
-  ratePerMinute: 600,
-  authFailuresPerMinute: 60,
-  redisUrl: undefined,
-  streamsPerCredential: 10,
-  maxConnections: 10_000,
-  headersTimeoutMs: 10_000,
-  bodyTimeoutMs: 30_000,
-  trustProxy: false,
-};
-
-/** Webhook delivery settings (the `BELFRY_WEBHOOK_*` variables). */
-export interface WebhookConfig {
-  /** Accept `http://` endpoint URLs (otherwise https only). */
-  readonly allowHttp: boolean;
-  /** One attempt's whole budget: connect, send, first response bytes. */
-  readonly timeoutMs: number;
-  /** Delay in seconds before each attempt, the first being the initial one (Svix's schedule). */
-  readonly scheduleS: readonly number[];
-  /** An endpoint failing everything for this long is disabled. */
-  readonly disableAfterS: number;
-  /** How long a rotated-out secret keeps signing beside the new one. */
-  readonly rotationOverlapS: number;
-  /** CIDRs exempt from the SSRF guard (tests use `127.0.0.0/8,::1/128`). */
-  readonly allowNetworks: readonly string[];
-  /** Attempts one worker runs at once. */
-  readonly concurrency: number;
-  /** How often an idle worker looks for due deliveries. */
-  readonly pollMs: number;
-  /** Whether `belfry serve` runs delivery workers in-process. */
-  readonly runWorker: boolean;
-}
-
-export const DEFAULT_WEBHOOKS: WebhookConfig = {
-  allowHttp: false,
-  timeoutMs: 10_000,
-  scheduleS: [0, 5, 300, 1800, 7200, 18000, 36000, 36000],
-  disableAfterS: 5 * 24 * 60 * 60,
-  rotationOverlapS: 24 * 60 * 60,
-  allowNetworks: [],
-  concurrency: 10,
-  pollMs: 1000,
-  runWorker: true,
-};
-
+/** A setting the environment gives a value it cannot take: the start stops, naming the variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -104,18 +18,30 @@ const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
   const text = (name: string) => (env[name] === undefined || env[name] === "" ? undefined : env[name]);
-  const logLevel = text("BELFRY_LOG_LEVEL") ?? "info";
+  const logLevel = text("BELFRY_LOG_LEVEL") ?? DEFAULTS.logLevel;
   if (!LOG_LEVELS.includes(logLevel))
     throw new ConfigError(`BELFRY_LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}`);
   return {
     databaseUrl: text("DATABASE_URL"),
-    port: integer("PORT", text("PORT"), 8080, 0, 65535),
-    host: text("HOST") ?? "127.0.0.1",
+    port: integer("PORT", text("PORT"), DEFAULTS.port, 0, 65535),
+    host: text("HOST") ?? DEFAULTS.host,
     adminToken: text("BELFRY_ADMIN_TOKEN"),
     logLevel,
-    pgPoolSize: integer("BELFRY_PG_POOL_SIZE", text("BELFRY_PG_POOL_SIZE"), 10, 1, 1000),
-    pollIntervalS: integer("BELFRY_POLL_INTERVAL_S", text("BELFRY_POLL_INTERVAL_S"), 60, 1, 86400),
-    sseHeartbeatS: integer("BELFRY_SSE_HEARTBEAT_S", text("BELFRY_SSE_HEARTBEAT_S"), 15, 1, 3600),
+    pgPoolSize: integer("BELFRY_PG_POOL_SIZE", text("BELFRY_PG_POOL_SIZE"), DEFAULTS.pgPoolSize, 1, 1000),
+    pollIntervalS: integer(
+      "BELFRY_POLL_INTERVAL_S",
+      text("BELFRY_POLL_INTERVAL_S"),
+      DEFAULTS.pollIntervalS,
+      1,
+      86400,
+    ),
+    sseHeartbeatS: integer(
+      "BELFRY_SSE_HEARTBEAT_S",
+      text("BELFRY_SSE_HEARTBEAT_S"),
+      DEFAULTS.sseHeartbeatS,
+      1,
+      3600,
+    ),
     corsOrigins: corsOrigins(text("BELFRY_CORS_ORIGINS")),
     bus: busConfig(text("BELFRY_BUS_URL"), text("BELFRY_BUS_SUBJECT")),
     webhooks: loadWebhookConfig(text),
@@ -125,7 +51,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 }
 
 function loadWebhookConfig(text: (name: string) => string | undefined): WebhookConfig {
-  const d = DEFAULT_WEBHOOKS;
+  const d = DEFAULTS.webhooks;
   const int = (name: string, fallback: number, min: number, max: number) =>
     integer(name, text(name), fallback, min, max);
   const schedule = text("BELFRY_WEBHOOK_RETRY_SCHEDULE");
@@ -165,7 +91,7 @@ function loadWebhookConfig(text: (name: string) => string | undefined): WebhookC
 }
 
 function loadLimits(text: (name: string) => string | undefined): LimitConfig {
-  const d = DEFAULT_LIMITS;
+  const d = DEFAULTS.limits;
   const int = (name: string, fallback: number, min: number, max: number) =>
     integer(name, text(name), fallback, min, max);
   const redisUrl = text("BELFRY_REDIS_URL");
@@ -206,7 +132,7 @@ function trustProxy(value: string | undefined): boolean | string {
   if (value === undefined || value === "false") return false;
   if (value === "true") return true;
   const cidrs = value.split(",").map((v) => v.trim());
-  if (cidrs.every((c) => parseCidr(c) !== undefined || isIPv4(c) || isIPv6(c))) return cidrs.join(",");
+  if (cidrs.every((c) => parseCidr(c) !== undefined || isIpAddress(c))) return cidrs.join(",");
   throw new ConfigError(
     `BELFRY_TRUST_PROXY must be true, false, or the addresses/CIDRs of your proxies, got "${value}"`,
   );
@@ -251,18 +177,6 @@ function boolean(name: string, value: string | undefined, fallback: boolean): bo
   if (value === "true" || value === "1") return true;
   if (value === "false" || value === "0") return false;
   throw new ConfigError(`${name} must be true or false, got "${value}"`);
-}
-
-/** `10.0.0.0/8` → its parts, or undefined when it is not an IPv4 or IPv6 CIDR. */
-export function parseCidr(
-  cidr: string,
-): { address: string; prefix: number; family: "ipv4" | "ipv6" } | undefined {
-  const [address = "", bits, ...rest] = cidr.split("/");
-  const family = isIPv4(address) ? "ipv4" : isIPv6(address) ? "ipv6" : undefined;
-  const prefix = bits !== undefined && /^\d{1,3}$/.test(bits) ? Number(bits) : Number.NaN;
-  if (!family || rest.length > 0 || !(prefix >= 0 && prefix <= (family === "ipv4" ? 32 : 128)))
-    return undefined;
-  return { address, prefix, family };
 }
 
 function integer(

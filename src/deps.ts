@@ -1,13 +1,16 @@
 import { DEFAULT_WEBHOOKS, type WebhookConfig } from "./config.js";
 import { Metrics } from "./metrics/metrics.js";
+import { type Resolve, systemResolve } from "./network/address-policy.js";
 import type { Store } from "./store/store.js";
-import { type Clock, systemClock } from "./time.js";
-import { type Resolve, systemResolve } from "./webhooks/address-policy.js";
+import { type Clock, type ClockMs, systemClock, systemClockMs } from "./time.js";
 
 /** What every operation needs, passed in explicitly (no module-level singletons). */
 export interface Deps {
   readonly store: Store;
+  /** Now, in whole seconds: what rows record. */
   readonly clock: Clock;
+  /** Now, in epoch milliseconds: delivery schedules, leases and signature timestamps. */
+  readonly clockMs: ClockMs;
   readonly webhooks: WebhookConfig;
   /** Resolves a host name to every address it has (tests pass a stub). */
   readonly resolve: Resolve;
@@ -15,10 +18,11 @@ export interface Deps {
   readonly metrics: Metrics;
 }
 
-/** Deps with the defaults: the system clock and resolver, the default webhook settings. */
+/** Deps with the defaults: the system clocks and resolver, the default webhook settings. */
 export const createDeps = (store: Store, overrides: Partial<Omit<Deps, "store">> = {}): Deps => ({
   store,
   clock: systemClock,
+  clockMs: systemClockMs,
   webhooks: DEFAULT_WEBHOOKS,
   resolve: systemResolve,
   metrics: new Metrics(),

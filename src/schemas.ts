@@ -4,7 +4,7 @@ import { type TUnsafe, Type } from "typebox";
 export const PositiveId = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 
 /** A member's role in an org. */
-export const Role = Type.Union([Type.Literal("owner"), Type.Literal("admin"), Type.Literal("member")]);
+export const RoleSchema = Type.Union([Type.Literal("owner"), Type.Literal("admin"), Type.Literal("member")]);
 
 /**
  * A string that must be one of `values`, as a JSON Schema `enum` (what the OpenAPI document shows

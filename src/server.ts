@@ -7,7 +7,7 @@ import { createDeps } from "./deps.js";
 import { buildApp } from "./http/app.js";
 import { loggerOptions } from "./http/logger.js";
 import { openMigratedStore } from "./store/open-migrated-store.js";
-import type { Store } from "./store/store.js";
+import type { Store, StoreOptions } from "./store/store.js";
 import { SERVING_TIMEOUTS } from "./store/store-timeouts.js";
 
 /**
@@ -35,6 +35,29 @@ async function connectRedis(url: string, onError: (error: Error) => void): Promi
   return redis;
 }
 
+/** Where the store's own trouble (a failed pooled connection, the bus reconnecting) is logged. */
+export interface StoreLog {
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * How every Belfry process opens its store — the server, `belfry worker` and each CLI command
+ * alike: the configured pool size, the store's trouble logged, and the serving timeouts (a
+ * caller waiting on a store that is gone gets its answer within 2 s; see store-timeouts.ts).
+ * One-shot commands pass PATIENT_TIMEOUTS instead: they have no client to retry after a 503,
+ * so beside a busy server they wait their turn for the write lock rather than fail.
+ */
+export function storeOptions(config: Config, log: StoreLog, timeouts = SERVING_TIMEOUTS): StoreOptions {
+  return {
+    poolSize: config.pgPoolSize,
+    timeouts,
+    ...(config.bus && { bus: config.bus }),
+    onPoolError: (error) => log.warn({ err: { message: error.message } }, "database connection failed"),
+    onBusError: (message, error) =>
+      log.warn({ err: { message: (error as Error | undefined)?.message } }, message),
+  };
+}
+
 export interface RunningServer {
   app: FastifyInstance;
   store: Store;
@@ -56,14 +79,10 @@ export async function startServer(
 ): Promise<RunningServer> {
   let app: FastifyInstance | undefined;
   let redis: Redis | undefined;
-  const store = await openMigratedStore(config.databaseUrl, {
-    poolSize: config.pgPoolSize,
-    timeouts: SERVING_TIMEOUTS,
-    bus: config.bus,
-    onPoolError: (error) => app?.log.warn({ err: { message: error.message } }, "database connection failed"),
-    onBusError: (message, error) =>
-      app?.log.warn({ err: { message: (error as Error | undefined)?.message } }, message),
-  });
+  const store = await openMigratedStore(
+    config.databaseUrl,
+    storeOptions(config, { warn: (obj, msg) => app?.log.warn(obj, msg) }),
+  );
   try {
     const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;
     const deps = createDeps(store, { webhooks: config.webhooks });

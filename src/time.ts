@@ -1,10 +1,20 @@
 /** Belfry keeps every time as whole unix seconds; the API shows RFC 3339 UTC with a `Z`. */
 
-/** The clock operations read; tests may pass their own. */
+/** The clock operations read for recorded times, in whole unix seconds; tests may pass their own. */
 export type Clock = () => number;
 
+/**
+ * The wall clock in epoch milliseconds, for what is scheduled or leased finer than a second
+ * (webhook retries, delivery leases, signature timestamps). Elapsed times measured for timeouts
+ * use `performance.now()` instead, which no clock change can move.
+ */
+export type ClockMs = () => number;
+
+/** Epoch milliseconds, now: the one reading of the system's wall clock. */
+export const systemClockMs: ClockMs = () => Date.now();
+
 /** Whole seconds since the epoch, now. */
-export const systemClock: Clock = () => Math.floor(Date.now() / 1000);
+export const systemClock: Clock = () => Math.floor(systemClockMs() / 1000);
 
 /** `1779437280` → `"2026-05-22T08:08:00Z"`. */
 export function toIso(seconds: number): string {

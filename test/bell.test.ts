@@ -123,16 +123,12 @@ describe.each(BACKENDS)("<belfry-bell> on %s", (backend) => {
   it("marks an item read, then navigates to its link, by click and by Enter", async () => {
     const u = await user();
     await pay(u.id, "nav1");
-    await rig.h.request("POST", "/admin/v1/events", {
-      key: ADMIN_TOKEN,
-      body: {
-        id: `low-${u.id}`,
-        type: "system.balance.notify.dispatched",
-        user_id: u.id,
-        data: { balance_cents: 120, threshold_cents: 500 },
-        link: "/settings/alerts",
-      },
-    });
+    await rig.h.lowBalance(
+      u.id,
+      `low-${u.id}`,
+      { balance_cents: 120, threshold_cents: 500 },
+      { link: "/settings/alerts" },
+    );
     const page = await rig.openBell(context, { token: u.key });
     const bell = bellOf(page);
     await bell.unread(2);

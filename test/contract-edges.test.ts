@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, startHarness } from "./support/harness.js";
 
-/** Edges of SPEC §1–§3 and §6 that sit between the bigger suites. */
+/** Edges of the API (keys and users, errors, the feed, orgs) that sit between the bigger suites. */
 describe.each(BACKENDS)("contract edges on %s", (backend) => {
   let h: Harness;
   beforeAll(async () => {

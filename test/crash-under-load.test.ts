@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { BACKENDS, freshDatabase } from "./support/backends.js";
+import { iso } from "./support/iso.js";
 import { call, type ServerProcess, spawnServer } from "./support/process.js";
 import { proofSeed, reportProof } from "./support/proof-seed.js";
 
@@ -78,8 +79,6 @@ interface Row {
   read_at: string | null;
   created_at: string;
 }
-
-const iso = (s: number) => `${new Date(s * 1000).toISOString().slice(0, 19)}Z`;
 
 function toSent(e: PlannedEvent, id: string, userId: number, group: string): Sent {
   const type = e.payment ? "system.payment.received" : "system.balance.notify.dispatched";

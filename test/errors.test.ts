@@ -73,7 +73,7 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
     const leaks = LEAK.test(r.text) || r.text.includes(ADMIN_TOKEN) || r.text.includes(owner.key);
     return exact && !leaks ? undefined : `status ${r.status}, bad envelope: ${r.text.slice(0, 200)}`;
   };
-  /** The SPEC §2 envelope, exactly, with nothing internal or secret in it. */
+  /** The error envelope, exactly, with nothing internal or secret in it. */
   const expectEnvelope = (r: Response, status: number, type: string) => {
     expect(r.status, r.text.slice(0, 300)).toBe(status);
     expect(r.json.error.type).toBe(type);
@@ -153,7 +153,7 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
     "application/octet-stream",
     "multipart/form-data; boundary=x",
     "no content type",
-  ])("answers a body sent as %s with 400 and acts on nothing (SPEC §2)", async (type) => {
+  ])("answers a body sent as %s with 400 and acts on nothing", async (type) => {
     const headers = type === "no content type" ? {} : { "content-type": type };
     const reader = await h.userWithKey("reader");
     await h.pay(reader.id, `ct-${++seq}`);
@@ -500,14 +500,14 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
       expect(problems.filter(Boolean)).toEqual([]);
     });
 
-    it("never answers a hostile path id with a 500, and refuses it as SPEC §3 and §6 say", async () => {
+    it("never answers a hostile path id with a 500, and refuses it as the API reference says", async () => {
       const problems: (string | undefined)[] = [];
       for (const [method, path, base = {}] of ROUTES) {
         for (const name of path.match(/(?<=:)\w+/g) ?? []) {
           for (const id of IDS) {
             const { r, problem } = await probe(method, url(path, { [name]: id }), JSON.stringify(base));
             problems.push(problem);
-            // SPEC §3: a mark-read id that is not a positive integer → 404. §6: an org that does
+            // A mark-read id that is not a positive integer → 404; an org that does
             // not exist → 403; a key that is not an org key of that org → 404.
             const expected = path.endsWith("mark-read")
               ? 404
@@ -518,7 +518,7 @@ describe.each(BACKENDS)("error envelope on %s", (backend) => {
                 : undefined;
             if (expected !== undefined && r.status !== expected)
               problems.push(
-                `${method} ${path} with ${name}=${id.slice(0, 20)}…: ${r.status}, SPEC says ${expected}`,
+                `${method} ${path} with ${name}=${id.slice(0, 20)}…: ${r.status}, the API reference says ${expected}`,
               );
           }
         }

@@ -2,14 +2,14 @@ import { CompiledQuery, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Deps } from "../src/deps.js";
 import { createDeps } from "../src/deps.js";
-import { ingestEvent } from "../src/events/ingest.js";
 import { markAllRead, markRead } from "../src/feed/mark-read.js";
 import { type FeedFilter, listNotifications, unreadCount } from "../src/feed/notifications.js";
 import { createUser } from "../src/identity/users.js";
+import { ingestEvent } from "../src/ingest/ingest.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
 
 /**
- * SPEC §3: the unread count and every list total come from kept counters, and page 1 reads only
+ * The unread count and every list total come from kept counters, and page 1 reads only
  * the rows it returns. With 100,000 rows for one user this suite EXPLAINs the exact SQL the
  * feed functions run (captured from Kysely's log) and checks which tables and indexes it touches.
  */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKENDS } from "./support/backends.js";
-import { ADMIN_TOKEN, type Harness, isEnvelope, startHarness } from "./support/harness.js";
+import { type Harness, isEnvelope, startHarness } from "./support/harness.js";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
@@ -87,15 +87,7 @@ describe.each(BACKENDS)("feed API on %s", (backend) => {
     const u = await h.userWithKey();
     await h.pay(u.id, `f1-${u.id}`);
     await h.pay(u.id, `f2-${u.id}`);
-    await h.request("POST", "/admin/v1/events", {
-      key: ADMIN_TOKEN,
-      body: {
-        id: `low-${u.id}`,
-        type: "system.balance.notify.dispatched",
-        user_id: u.id,
-        data: { balance_cents: -300, threshold_cents: 100000 },
-      },
-    });
+    await h.lowBalance(u.id, `low-${u.id}`, { balance_cents: -300, threshold_cents: 100000 });
     const first = (await list(u.key, "?type=system.payment.received")).json.items[0];
     await h.request("POST", `/api/v1/me/notifications/${first.id}/mark-read`, { key: u.key });
 

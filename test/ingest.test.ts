@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { BACKENDS } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, type Response, startHarness } from "./support/harness.js";
+import { iso } from "./support/iso.js";
 
 const PAYMENT = "system.payment.received";
 const LOW = "system.balance.notify.dispatched";
 const HOUR = 60 * 60;
 /** The suite's clock: 2026-05-22T12:00:00Z unless a test moves it. */
 const NOW = Date.UTC(2026, 4, 22, 12, 0, 0) / 1000;
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 const MISSING_USER = 987_654_321;
 
 /** True when `message` names `field` as a whole word ("id" is not named by "user_id"). */

@@ -47,7 +47,7 @@ describe.each(BACKENDS)("keys and authentication on %s", (backend) => {
   }
 
   describe("key creation", () => {
-    it("returns the secret once, in the SPEC's shape, and stores only its SHA-256", async () => {
+    it("returns the secret once, in the documented shape, and stores only its SHA-256", async () => {
       const user = await h.userWithKey();
       const r = await personalKey(user.id, "laptop");
       expect(r.status).toBe(201);
@@ -288,7 +288,7 @@ describe.each(BACKENDS)("keys and authentication on %s", (backend) => {
       expect((await count(k.key)).status).toBe(200);
     });
 
-    // SPEC §6: anyone but an owner or admin, and anyone for an org that does not exist, gets 403;
+    // Anyone but an owner or admin, and anyone for an org that does not exist, gets 403;
     // only then does a key that is not the org's get 404 — also when its id cannot exist.
     it("checks the caller's role before the key id, even an id that cannot exist", async () => {
       const t = await team();

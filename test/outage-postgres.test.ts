@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { expectAcknowledgedDeliveryKept, expectOutagePromises } from "./support/outage-promises.js";
 import { type OutageRig, outageEnv, startOutageRig } from "./support/outage-rig.js";
+import { createPgDatabase } from "./support/pg-database.js";
 import {
   type PrivatePostgres,
   privatePostgresAvailable,
@@ -38,10 +38,7 @@ describe.runIf(privatePostgresAvailable)("a PostgreSQL outage", () => {
   });
 
   const serve = async (database: string, port: number) => {
-    const admin = new pg.Client({ connectionString: cluster.url() });
-    await admin.connect();
-    await admin.query(`create database ${database}`);
-    await admin.end();
+    await createPgDatabase(cluster.url(), database);
     const url = new URL(cluster.url(database));
     url.port = String(port);
     const server = await spawnServer({ ...outageEnv(ADMIN), DATABASE_URL: url.toString() });
@@ -70,10 +67,7 @@ describe.runIf(privatePostgresAvailable)("a PostgreSQL outage", () => {
   }, 120_000);
 
   it("a delivery acknowledged while it is down is recorded once it is back, and not sent again", async () => {
-    const admin = new pg.Client({ connectionString: cluster.url() });
-    await admin.connect();
-    await admin.query("create database belfry_kept");
-    await admin.end();
+    await createPgDatabase(cluster.url(), "belfry_kept");
     const server = await spawnServer({ ...outageEnv(ADMIN), DATABASE_URL: cluster.url("belfry_kept") });
     servers.push(server);
     await expectAcknowledgedDeliveryKept(

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BusMessage, emptyChanges } from "../src/stream/bus.js";
-import { pgBus } from "../src/stream/pg-bus.js";
+import { type BusMessage, emptyChanges } from "../src/bus/change-bus.js";
+import { pgBus } from "../src/bus/pg-bus.js";
 import { BACKENDS, freshDatabase } from "./support/backends.js";
 
 describe.runIf(BACKENDS.includes("postgres"))("the PostgreSQL change bus", () => {

@@ -4,11 +4,11 @@ import { createDeps } from "../src/deps.js";
 import { buildApp } from "../src/http/app.js";
 import { BACKENDS, openTestStore } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, type Response, startHarness } from "./support/harness.js";
+import { iso } from "./support/iso.js";
 
 const FEED = "/api/v1/me/notifications";
 const PAYMENT = "system.payment.received";
 const T0 = 1_780_000_000;
-const iso = (s: number) => new Date(s * 1000).toISOString().replace(".000Z", "Z");
 const version = (r: Response) => Number(r.headers["x-feed-version"]);
 const etag = (r: Response) => r.headers.etag as string;
 
@@ -31,15 +31,7 @@ describe.each(BACKENDS)("cheap polling on %s", (backend) => {
     h.request("GET", `${FEED}${path}`, { key, headers: ifNoneMatch ? { "if-none-match": ifNoneMatch } : {} });
   const post = (key: string, path: string) => h.request("POST", `${FEED}${path}`, { key });
   const balanceLow = (userId: number, id: string) =>
-    h.request("POST", "/admin/v1/events", {
-      key: ADMIN_TOKEN,
-      body: {
-        id,
-        type: "system.balance.notify.dispatched",
-        user_id: userId,
-        data: { balance_cents: 1, threshold_cents: 500 },
-      },
-    });
+    h.lowBalance(userId, id, { balance_cents: 1, threshold_cents: 500 });
   /** Every row of the user's feed, by id. */
   const rows = async (key: string) =>
     new Map<number, { read_at: string | null }>(

@@ -1,17 +1,18 @@
 import { createHash, randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { emptyChanges } from "../src/bus/change-bus.js";
+import { decodeChanges, encodeChanges } from "../src/bus/wire.js";
 import { createDeps } from "../src/deps.js";
 import { buildApp } from "../src/http/app.js";
 import { MAX_SESSIONS_PER_USER } from "../src/identity/sessions.js";
-import { decodeChanges, emptyChanges, encodeChanges } from "../src/stream/bus.js";
 import { BACKENDS, openTestStore } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, type Response, startHarness } from "./support/harness.js";
+import { iso } from "./support/iso.js";
 import { openSse, type SseClient } from "./support/sse.js";
 
 const T0 = 1_779_437_280; // 2026-05-22T08:08:00Z
 const FEED = "/api/v1/me/notifications";
-const iso = (s: number) => new Date(s * 1000).toISOString().replace(".000Z", "Z");
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const is401 = (r: Response) => isEnvelope(r, 401, "authentication_error");
 const is400 = (r: Response) => isEnvelope(r, 400, "invalid_request_error");

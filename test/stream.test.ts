@@ -9,12 +9,12 @@ import { buildApp } from "../src/http/app.js";
 import { openStore } from "../src/store/store.js";
 import { BACKENDS, PG_ADMIN_URL } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, startHarness } from "./support/harness.js";
+import { iso } from "./support/iso.js";
 import { openSse, type SseClient, type SseEvent } from "./support/sse.js";
 
 const FEED = "/api/v1/me/notifications";
 const PAYMENT = "system.payment.received";
 const T0 = 1_780_000_000;
-const iso = (s: number) => new Date(s * 1000).toISOString().replace(".000Z", "Z");
 
 /** Rejects when `promise` has not settled within `ms`. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

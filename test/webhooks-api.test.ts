@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ResolvedAddress } from "../src/network/address-policy.js";
 import type { DeliveryStatus } from "../src/store/schema.js";
-import type { ResolvedAddress } from "../src/webhooks/address-policy.js";
 import { BACKENDS } from "./support/backends.js";
 import { ADMIN_TOKEN, type Harness, isEnvelope, type Response, startHarness } from "./support/harness.js";
+import { iso } from "./support/iso.js";
 import { testWebhooks } from "./support/receiver.js";
 
 /*
@@ -13,7 +14,6 @@ import { testWebhooks } from "./support/receiver.js";
 
 const T0 = 1_779_437_280; // 2026-05-22T08:08:00Z
 const DAY = 24 * 60 * 60;
-const iso = (seconds: number) => new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
 const BASE = "/api/v1/me/webhooks";
 const HOOK = "https://hooks.example.com/belfry";
 const PAY = "system.payment.received";

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { describe, expect, it } from "vitest";
-import type { Resolve } from "../src/webhooks/address-policy.js";
+import type { Resolve } from "../src/network/address-policy.js";
 import { BACKENDS } from "./support/backends.js";
 import {
   addEndpoint,

@@ -5,7 +5,6 @@ import {
   addEndpoint,
   allIn,
   deliveriesOf,
-  independentSignature,
   PACKAGE_VERSION,
   quietPeriod,
   rigsFor,
@@ -13,6 +12,7 @@ import {
 } from "./support/delivery-rig.js";
 import { ADMIN_TOKEN } from "./support/harness.js";
 import { type Received, waitFor } from "./support/receiver.js";
+import { independentSignature } from "./support/signature.js";
 import { startSlowReceiver } from "./support/special-receivers.js";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
@@ -113,17 +113,12 @@ describe.each(BACKENDS)("webhook delivery on %s", (backend) => {
     const { h, receiver } = await rig();
     const u = await h.userWithKey();
     const ep = await addEndpoint(h, u, receiver.url);
-    await h.request("POST", "/admin/v1/events", {
-      key: ADMIN_TOKEN,
-      body: {
-        id: `low-${u.id}`,
-        type: "system.balance.notify.dispatched",
-        user_id: u.id,
-        data: { balance_cents: -300, threshold_cents: 100000 },
-        title: "Top up soon",
-        link: null,
-      },
-    });
+    await h.lowBalance(
+      u.id,
+      `low-${u.id}`,
+      { balance_cents: -300, threshold_cents: 100000 },
+      { title: "Top up soon", link: null },
+    );
     const before = Math.floor(Date.now() / 1000);
     await h.request("PATCH", `/admin/v1/users/${u.id}`, { key: ADMIN_TOKEN, body: { name: "Ada Renamed" } });
     await waitForDeliveries(h, u, ep.id, allIn("succeeded", 2), "both deliveries");

@@ -1,17 +1,28 @@
 import { type Static, type TObject, Type } from "typebox";
-import { PositiveId, Role, StringEnum } from "../schemas.js";
+import { PositiveId, RoleSchema, StringEnum } from "../schemas.js";
 import { formatMoney } from "./money.js";
 
 /**
  * The event catalog: every event type Belfry knows, in one place. Each entry gives the
- * type's data schema, whether producers may ingest it, and, for the five feed types, who sees it
- * in their feed and how it reads there. Validation, rendering, recipients, the webhook filter and
- * the docs all come from here, so adding a type touches this file only.
+ * type's data schema, whether producers may ingest it, and, for the feed types, who sees it in
+ * their feed and how it reads there. Validation, rendering, recipients, the webhook filter, the
+ * OpenAPI document, the SDK's types and the docs all come from here, so adding a type touches
+ * this file only.
  */
 
 const Cents = Type.Integer({ minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER });
 const Id = PositiveId;
 const KeyFacts = { key_id: Id, name: Type.String(), prefix: Type.String(), user_id: Id };
+/** What every membership event says about the member. */
+const MemberFacts = {
+  org_id: Id,
+  org_name: Type.String(),
+  user_id: Id,
+  email: Type.String(),
+  role: RoleSchema,
+};
+/** Sample facts of a member, for the examples. */
+const GRACE = { org_id: 3, org_name: "Acme", user_id: 8, email: "grace@example.com" };
 
 /** What a feed type shows in the bell: `link` is a console-relative path or null. */
 export interface Rendered {
@@ -20,12 +31,22 @@ export interface Rendered {
   link: string | null;
 }
 
-/** What recipients are computed from: the event, the user it is about, org lookups. */
-export interface RecipientContext<D> {
-  data: D;
-  userId: number | null;
+/** A producer's replacements for a feed row's rendered title, body or link. */
+export type Overrides = Partial<Rendered>;
+
+/**
+ * What recipient rules may ask about orgs, answered inside the transaction that raises the event
+ * (identity owns the memberships and supplies it; see identity/memberships.ts).
+ */
+export interface Directory {
   /** Ids of the org's owners and admins. */
   orgManagers(orgId: number): Promise<number[]>;
+}
+
+/** What recipients are computed from: the event, the user it is about, org lookups. */
+export interface RecipientContext<D> extends Directory {
+  data: D;
+  userId: number | null;
 }
 
 export interface EventDefinition<S extends TObject = TObject> {
@@ -33,7 +54,7 @@ export interface EventDefinition<S extends TObject = TObject> {
   data: S;
   /** Producers may raise it through `POST /admin/v1/events`. */
   ingest: boolean;
-  /** Present for the five feed types: the feed recipients and how a row reads. */
+  /** Present for the feed types: the feed recipients and how a row reads. */
   feed?: {
     recipients(ctx: RecipientContext<Static<S>>): number[] | Promise<number[]>;
     render(data: Static<S>): Rendered;
@@ -92,8 +113,10 @@ export const catalog = {
   "admin.org.member.add": define({
     description: "Someone was added to an org (shown to the org's owners and admins).",
     ingest: false,
-    example: { org_id: 3, org_name: "Acme", user_id: 8, email: "grace@example.com", role: "admin" },
-    data: Type.Object({ org_id: Id, org_name: Type.String(), user_id: Id, email: Type.String(), role: Role }),
+    example: { ...GRACE, role: "admin" },
+    data: Type.Object({
+      ...MemberFacts,
+    }),
     feed: {
       recipients: async ({ data, orgManagers }) =>
         (await orgManagers(data.org_id)).filter((id) => id !== data.user_id),
@@ -143,20 +166,9 @@ export const catalog = {
   "admin.org.member.remove": define({
     description: "A member was removed from an org; their org keys of that org were revoked.",
     ingest: false,
-    example: {
-      org_id: 3,
-      org_name: "Acme",
-      user_id: 8,
-      email: "grace@example.com",
-      role: "member",
-      revoked_key_ids: [15],
-    },
+    example: { ...GRACE, role: "member", revoked_key_ids: [15] },
     data: Type.Object({
-      org_id: Id,
-      org_name: Type.String(),
-      user_id: Id,
-      email: Type.String(),
-      role: Role,
+      ...MemberFacts,
       revoked_key_ids: Type.Array(Id),
     }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
@@ -164,21 +176,10 @@ export const catalog = {
   "admin.org.member.role_change": define({
     description: "A member's role in an org changed.",
     ingest: false,
-    example: {
-      org_id: 3,
-      org_name: "Acme",
-      user_id: 8,
-      email: "grace@example.com",
-      role: "admin",
-      previous_role: "member",
-    },
+    example: { ...GRACE, role: "admin", previous_role: "member" },
     data: Type.Object({
-      org_id: Id,
-      org_name: Type.String(),
-      user_id: Id,
-      email: Type.String(),
-      role: Role,
-      previous_role: Role,
+      ...MemberFacts,
+      previous_role: RoleSchema,
     }),
     webhook: { recipients: async ({ data, orgManagers }) => orgManagers(data.org_id) },
   }),
@@ -222,14 +223,14 @@ export type EventType = keyof Catalog;
 export type EventData<T extends EventType> = Static<Catalog[T]["data"]>;
 
 export const EVENT_TYPES = Object.keys(catalog) as EventType[];
-/** The five types shown in the feed, in catalog order. */
+/** The types shown in the feed, in catalog order. */
 export const FEED_TYPES = EVENT_TYPES.filter((t) => "feed" in catalog[t]);
 /** The types producers may send to the ingest endpoint. */
 export const INGEST_TYPES = EVENT_TYPES.filter((t) => catalog[t].ingest);
 
 /** Any event type (webhook `event_types`, delivery `event_type`), as an enum. */
 export const EventTypeName = StringEnum(EVENT_TYPES, { description: "An event type of the catalog." });
-/** One of the five feed types (the feed's `type` filter, notification `type`, mutes), as an enum. */
+/** One of the feed types (the feed's `type` filter, notification `type`, mutes), as an enum. */
 export const FeedTypeName = StringEnum(FEED_TYPES, { description: "One of the feed's event types." });
 
 /** A type's feed behaviour with its data type erased, for code that handles any type. */
@@ -242,9 +243,22 @@ export interface FeedBehaviour {
 export const feedOf = (type: EventType): FeedBehaviour | undefined =>
   (catalog[type] as { feed?: FeedBehaviour }).feed;
 
+/**
+ * How an event reads — in its feed row and in its webhook payload alike: the type's rendering of
+ * `data` with the producer's overrides on top. Undefined for webhook-only types.
+ *
+ * @example
+ * render("system.payment.received", { amount_cents: 2500, balance_cents: 3140 }, { link: null });
+ * // { title: "Payment received · $25.00", body: "Your top-up has cleared. …", link: null }
+ */
+export function render(type: EventType, data: unknown, overrides?: Overrides | null): Rendered | undefined {
+  const feed = feedOf(type);
+  return feed && { ...feed.render(data), ...overrides };
+}
+
 /** How a feed type's sample data reads in the feed: what the API reference shows. */
 export function renderExample(type: EventType): Rendered | undefined {
-  return feedOf(type)?.render(catalog[type].example);
+  return render(type, catalog[type].example);
 }
 
 /** Whose webhook endpoints receive an event of `type`: its feed recipients, or its webhook rule. */

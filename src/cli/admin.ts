@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import type { Deps } from "../deps.js";
-import { ingestEvent } from "../events/ingest.js";
 import { createOrgKey, createPersonalKey, revokeKeyAsAdmin } from "../identity/keys.js";
 import { addMember, createOrg } from "../identity/orgs.js";
 import { createUser, updateUser } from "../identity/users.js";
 import { parseId } from "../ids.js";
+import { ingestEvent } from "../ingest/ingest.js";
 import { parseJson } from "../json.js";
 import { UsageError } from "./usage-error.js";
 

@@ -1,4 +1,6 @@
-/** What each demo button does, in the console's words. */
+import { catalog, type EventType } from "../catalog/catalog.js";
+
+/** What each demo button does, in the console's words (a type not listed shows its catalog description). */
 const LABELS: Record<string, [string, string]> = {
   "system.payment.received": ["Top-up received", "the payments system ingests a payment"],
   "system.balance.notify.dispatched": ["Low balance", "the balance cron ingests an alert"],
@@ -17,7 +19,7 @@ const escapeHtml = (text: string) =>
 export function demoPage(token: string, types: readonly string[]): string {
   const buttons = types
     .map((type) => {
-      const [label, how] = LABELS[type] ?? [type, ""];
+      const [label, how] = LABELS[type] ?? [type, catalog[type as EventType]?.description ?? ""];
       return `<li><button type="button" data-type="${escapeHtml(type)}">${escapeHtml(label)}</button>
         <span><code>${escapeHtml(type)}</code> — ${escapeHtml(how)}</span></li>`;
     })

@@ -3,19 +3,19 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import { catalog, type EventType, FEED_TYPES, INGEST_TYPES } from "../catalog/catalog.js";
 import type { Config } from "../config.js";
 import { ApiError, forbidden, notFound } from "../errors.js";
 import { type RunningServer, startServer } from "../server.js";
+import { systemClockMs } from "../time.js";
 import { demoPage } from "./demo-page.js";
 
-/** The feed event types the demo console can raise, each through the operation that raises it for real. */
-export const DEMO_TYPES = [
-  "system.payment.received",
-  "system.balance.notify.dispatched",
-  "admin.org.member.add",
-  "admin.api_key.revoke",
-  "org.api_key.revoke",
-] as const;
+/**
+ * The event types the demo console can raise: the catalog's feed types, each through the
+ * operation that raises it for real. A type without a scenario below is ingested with its sample
+ * data when producers may ingest it, so a new ingestible feed type appears here by itself.
+ */
+export const DEMO_TYPES: readonly EventType[] = FEED_TYPES;
 
 interface Cast {
   ada: number;
@@ -60,7 +60,7 @@ export async function runDemo(
   const admin = (url: string, body?: unknown) => api("POST", url, adminToken, body);
 
   const raise = async (type: string, c: Cast) => {
-    const tag = `${Date.now().toString(36)}-${++n}`;
+    const tag = `${systemClockMs().toString(36)}-${++n}`;
     switch (type) {
       case "system.payment.received":
         return admin("/admin/v1/events", {
@@ -92,6 +92,13 @@ export async function runDemo(
         return api("POST", `/api/v1/orgs/${c.org}/keys/${key.id}/revoke`, c.graceKey);
       }
       default:
+        if (DEMO_TYPES.includes(type as EventType) && INGEST_TYPES.includes(type as EventType))
+          return admin("/admin/v1/events", {
+            id: `demo-${tag}`,
+            type,
+            user_id: c.ada,
+            data: catalog[type as EventType].example,
+          });
         throw notFound(`Unknown demo event type; one of ${DEMO_TYPES.join(", ")}.`);
     }
   };

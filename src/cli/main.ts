@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { ApiError } from "../errors.js";
+import { usage } from "./usage.js";
 import { UsageError } from "./usage-error.js";
 import { runWatch } from "./watch.js";
 
@@ -14,11 +15,11 @@ async function serverSide() {
     { pino },
     { startDeliveryWorker },
     { createDeps },
-    { startServer },
+    { startServer, storeOptions },
     { migrate },
     { openStore },
     { openMigratedStore },
-    { SERVING_TIMEOUTS },
+    { PATIENT_TIMEOUTS },
   ] = await Promise.all([
     import("pino"),
     import("../delivery/worker.js"),
@@ -34,31 +35,15 @@ async function serverSide() {
     startDeliveryWorker,
     createDeps,
     startServer,
+    storeOptions,
     migrate,
     openStore,
     openMigratedStore,
-    SERVING_TIMEOUTS,
+    PATIENT_TIMEOUTS,
   };
 }
 
-const USAGE = `Usage: belfry <command>
-
-  serve      run the API and webhook delivery (the default; what npm start runs)
-  worker     run webhook delivery only (scale delivery apart from the API)
-  migrate    bring the store's schema up to date and exit
-  admin      create users, keys, orgs, members; ingest an event (belfry admin --help)
-  seed       fill the store with users and notifications for benchmarks (belfry seed --users N --per-user M)
-  watch      print a user's unread count for a status bar, live (belfry watch --help)
-  openapi    print the OpenAPI 3.1 document, or write it with --out <file> (no server, no database)
-  demo       a console page with the bell and buttons that raise each event type (loopback, throwaway store)
-  backup     copy the embedded store's file while it serves (belfry backup <path>)
-
-Configuration comes from the environment: DATABASE_URL, PORT, HOST, BELFRY_ADMIN_TOKEN,
-BELFRY_LOG_LEVEL, BELFRY_PG_POOL_SIZE, BELFRY_BUS_URL (see the README).`;
-
-/** Where a one-off command reports trouble on the change bus (the change itself is committed). */
-const warnOnStderr = (message: string, error: unknown) =>
-  console.error(`${message}: ${(error as Error | undefined)?.message ?? error}`);
+const USAGE = usage();
 
 /** How long SIGTERM waits for in-flight requests before giving up. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -78,7 +63,13 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const config = loadConfig();
-  const { createDeps, migrate, openStore } = await serverSide();
+  const { createDeps, migrate, openStore, openMigratedStore, pino, storeOptions, PATIENT_TIMEOUTS } =
+    await serverSide();
+  // One-shot commands open the store as the server does (see storeOptions), waiting patiently,
+  // and log the store's trouble to stderr (stdout is their answer).
+  const oneShotOptions = () =>
+    storeOptions(config, pino({ level: config.logLevel }, pino.destination(2)), PATIENT_TIMEOUTS);
+  const oneShotStore = () => openMigratedStore(config.databaseUrl, oneShotOptions());
   switch (command) {
     case "serve":
       return serve(config);
@@ -90,13 +81,8 @@ async function main(argv: string[]): Promise<number> {
       return untilSignal(demo.app.log, () => demo.close());
     }
     case "seed": {
-      const store = openStore(config.databaseUrl, {
-        poolSize: config.pgPoolSize,
-        bus: config.bus,
-        onBusError: warnOnStderr,
-      });
+      const store = await oneShotStore();
       try {
-        await migrate(store);
         const deps = createDeps(store, { webhooks: config.webhooks });
         const { runSeed } = await import("./seed.js");
         const seeded = await runSeed(deps, rest, (line) => process.stderr.write(line));
@@ -107,7 +93,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case "migrate": {
-      const store = openStore(config.databaseUrl);
+      const store = openStore(config.databaseUrl, oneShotOptions());
       try {
         const applied = await migrate(store);
         console.log(applied.length ? `Applied: ${applied.join(", ")}` : "Already up to date.");
@@ -122,10 +108,8 @@ async function main(argv: string[]): Promise<number> {
         console.log(ADMIN_USAGE);
         return rest.length === 0 ? 2 : 0;
       }
-      // Its changes go out on the bus too, so a revocation closes streams on the servers at once.
-      const store = openStore(config.databaseUrl, { bus: config.bus, onBusError: warnOnStderr });
+      const store = await oneShotStore();
       try {
-        await migrate(store);
         console.log(
           JSON.stringify(await runAdmin(createDeps(store, { webhooks: config.webhooks }), rest), null, 2),
         );
@@ -154,16 +138,9 @@ async function serve(config: Config): Promise<number> {
 }
 
 async function work(config: Config): Promise<number> {
-  const { createDeps, openMigratedStore, pino, startDeliveryWorker, SERVING_TIMEOUTS } = await serverSide();
+  const { createDeps, openMigratedStore, pino, startDeliveryWorker, storeOptions } = await serverSide();
   const log = pino({ level: config.logLevel });
-  const store = await openMigratedStore(config.databaseUrl, {
-    poolSize: config.pgPoolSize,
-    timeouts: SERVING_TIMEOUTS,
-    bus: config.bus,
-    onPoolError: (error) => log.warn({ err: { message: error.message } }, "database connection failed"),
-    onBusError: (message, error) =>
-      log.warn({ err: { message: (error as Error | undefined)?.message } }, message),
-  });
+  const store = await openMigratedStore(config.databaseUrl, storeOptions(config, log));
   const worker = startDeliveryWorker(createDeps(store, { webhooks: config.webhooks }), log);
   log.info("webhook delivery worker running");
   return untilSignal(log, async () => {

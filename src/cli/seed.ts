@@ -1,8 +1,9 @@
 import { parseArgs } from "node:util";
 import type { Deps } from "../deps.js";
-import { ingestBatch, MAX_BATCH } from "../events/ingest.js";
 import { createPersonalKey } from "../identity/keys.js";
 import { createUser } from "../identity/users.js";
+import { ingestBatch } from "../ingest/ingest.js";
+import { MAX_BATCH } from "../ingest/ingest-request.js";
 import { UsageError } from "./admin.js";
 
 export const SEED_USAGE = `belfry seed --users <N> --per-user <M> [--prefix <text>]
@@ -31,7 +32,7 @@ export async function runSeed(deps: Deps, argv: string[], progress: (line: strin
   if (!Number.isSafeInteger(users) || users < 1 || !Number.isSafeInteger(perUser) || perUser < 0) {
     throw new UsageError(SEED_USAGE);
   }
-  const prefix = values.prefix ?? `seed-${Date.now().toString(36)}`;
+  const prefix = values.prefix ?? `seed-${deps.clockMs().toString(36)}`;
   const started = performance.now();
   const made: Seeded["users"] = [];
   for (let u = 0; u < users; u++) {

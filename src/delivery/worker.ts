@@ -2,7 +2,8 @@ import { randomBytes } from "node:crypto";
 import type { Deps } from "../deps.js";
 import { isUnavailable } from "../store/store.js";
 import { transact } from "../store/transaction.js";
-import { type Claimed, deliver } from "./deliver.js";
+import { type Claimed, claimDueDeliveries } from "../webhooks/outbox-claims.js";
+import { deliver } from "./deliver.js";
 
 /** Where a worker reports what it cannot handle itself. */
 export interface WorkerLog {
@@ -100,8 +101,9 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       unsubscribe();
       nudge();
       await done;
-      const deadline = Date.now() + timeoutMs + 1000;
-      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // An elapsed-time bound, so measured on the monotonic clock.
+      const deadline = performance.now() + timeoutMs + 1000;
+      while (inFlight > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       // Attempts still waiting for the store give up; their leases run out and the deliveries
       // are taken over (an attempt already sent may then be sent again: at least once).
       stopping.abort();
@@ -110,28 +112,10 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
 }
 
 /** Claims up to `limit` due deliveries under a new lease. */
-async function claimDue(deps: Deps, limit: number, leaseMs: number): Promise<Claimed[]> {
+function claimDue(deps: Deps, limit: number, leaseMs: number): Promise<Claimed[]> {
   const leaseToken = randomBytes(12).toString("hex");
-  const nowMs = Date.now();
-  return transact(deps.store, async (tx) => {
-    let due = tx.trx
-      .selectFrom("webhook_deliveries")
-      .select("id")
-      .where("status", "in", ["pending", "failed"])
-      .where("next_attempt_at_ms", "<=", nowMs)
-      .where((eb) => eb.or([eb("lease_until_ms", "is", null), eb("lease_until_ms", "<", nowMs)]))
-      .orderBy("next_attempt_at_ms")
-      .limit(limit);
-    if (tx.dialect === "postgres") due = due.forUpdate().skipLocked();
-    const leaseUntilMs = nowMs + leaseMs;
-    const rows = await tx.trx
-      .updateTable("webhook_deliveries")
-      .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
-      .where("id", "in", due)
-      .returning("id")
-      .execute();
-    return rows.map((r) => ({ id: r.id, leaseToken, leaseUntilMs }));
-  });
+  const nowMs = deps.clockMs();
+  return transact(deps.store, (tx) => claimDueDeliveries(tx, { limit, nowMs, leaseMs, leaseToken }));
 }
 
 const errorFacts = (error: unknown) =>

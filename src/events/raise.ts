@@ -1,28 +1,8 @@
-import { randomBytes } from "node:crypto";
-import type { Transaction } from "kysely";
-import type { EventData, EventType, Rendered } from "../catalog/catalog.js";
-import type { Database } from "../store/schema.js";
+import type { Directory, EventType } from "../catalog/catalog.js";
 import type { Tx } from "../store/transaction.js";
+import type { EventInput } from "./event-row.js";
+import { insertEvent } from "./event-row.js";
 import { fanOut } from "./fan-out.js";
-
-/** A producer's replacements for a feed row's rendered title, body or link. */
-export type Overrides = Partial<Rendered>;
-
-/** One event as it is recorded, before it has an id. */
-export interface EventInput<T extends EventType = EventType> {
-  type: T;
-  data: EventData<T>;
-  /** The user the event is about (the ingest `user_id`, the key's owner, the new member). */
-  userId: number | null;
-  orgId?: number | null;
-  /** The user whose action raised it; null for the platform admin and producers. */
-  actorUserId?: number | null;
-  occurredAt: number;
-  createdAt: number;
-  idempotencyKey?: string | null;
-  fingerprint?: string | null;
-  overrides?: Overrides | null;
-}
 
 export interface Raised {
   eventId: number;
@@ -30,62 +10,22 @@ export interface Raised {
   notifications: number;
 }
 
-/** Random bytes drawn in bulk: one `randomBytes` call per 341 ids instead of one per id. */
-let pool = Buffer.alloc(0);
-let used = 0;
-
-/** An opaque event id: `evt_` + 96 random bits. */
-export function newEventId(): string {
-  if (used + 12 > pool.length) {
-    pool = randomBytes(4092);
-    used = 0;
-  }
-  used += 12;
-  return `evt_${pool.toString("hex", used - 12, used)}`;
-}
-
 /**
  * Records an event and fans it out, inside the caller's transaction: the single path by which
- * every event — ingested or raised by an identity operation — enters Belfry.
+ * an event raised by a domain operation enters Belfry (ingest records its events in bulk and
+ * fans them out the same way). `data` is checked against the type's schema at compile time;
+ * `directory` answers the recipient rules' questions about orgs (see the catalog).
+ *
+ * @example
+ * await raiseEvent(tx, directory, { type: "admin.user.update", userId: 7, occurredAt: now,
+ *   createdAt: now, data: { user_id: 7, email: "ada@example.com", name: "Ada", changed: ["name"] } });
  */
-export async function raiseEvent(tx: Tx, input: EventInput): Promise<Raised> {
+export async function raiseEvent<T extends EventType>(
+  tx: Tx,
+  directory: Directory,
+  input: EventInput<T>,
+): Promise<Raised> {
   const { id } = await insertEvent(tx.trx, input).returning("id").executeTakeFirstOrThrow();
-  const [notifications = 0] = await fanOut(tx, [{ id, input }]);
+  const [notifications = 0] = await fanOut(tx, directory, [{ id, input: input as EventInput }]);
   return { eventId: id, notifications };
-}
-
-/** The INSERT of one event row. */
-export const insertEvent = (trx: Transaction<Database>, input: EventInput) =>
-  trx.insertInto("events").values(eventRow(input));
-
-/** The columns of an event row, for bulk inserts. */
-export const EVENT_COLUMNS = [
-  { name: "public_id", pg: "text" },
-  { name: "idempotency_key", pg: "text" },
-  { name: "fingerprint", pg: "text" },
-  { name: "type", pg: "text" },
-  { name: "user_id", pg: "bigint" },
-  { name: "org_id", pg: "bigint" },
-  { name: "actor_user_id", pg: "bigint" },
-  { name: "data", pg: "text" },
-  { name: "overrides", pg: "text" },
-  { name: "occurred_at", pg: "bigint" },
-  { name: "created_at", pg: "bigint" },
-] as const;
-
-/** The row that records an event. */
-export function eventRow(input: EventInput) {
-  return {
-    public_id: newEventId(),
-    idempotency_key: input.idempotencyKey ?? null,
-    fingerprint: input.fingerprint ?? null,
-    type: input.type,
-    user_id: input.userId,
-    org_id: input.orgId ?? null,
-    actor_user_id: input.actorUserId ?? null,
-    data: JSON.stringify(input.data),
-    overrides: input.overrides ? JSON.stringify(input.overrides) : null,
-    occurred_at: input.occurredAt,
-    created_at: input.createdAt,
-  };
 }

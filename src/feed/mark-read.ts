@@ -4,7 +4,7 @@ import type { Deps } from "../deps.js";
 import { notFound } from "../errors.js";
 import { transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
-import { bumpFeedVersion, lockFeed } from "./feed-lock.js";
+import { bumpFeedVersion, lockFeed } from "./feed-state.js";
 import { effectiveReadAt } from "./read-state.js";
 
 export const MarkReadResult = Type.Object(

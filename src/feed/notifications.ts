@@ -8,6 +8,7 @@ import type { NotificationRow } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import { snapshot } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
+import { readFeedSummary } from "./feed-state.js";
 import { effectiveReadAt, whereRead } from "./read-state.js";
 
 /** One row of every feed type, as the catalog renders its sample data: the API reference's examples. */
@@ -102,7 +103,7 @@ export async function listNotifications(
 ): Promise<NotificationPage & { version: number }> {
   // State, counters and rows from one snapshot, so `total` and `items` agree under concurrent writes.
   return snapshot(deps.store, async (db) => {
-    const state = await feedState(db, userId, filter.type);
+    const state = await readFeedSummary(db, userId, filter.type);
     const total =
       filter.read === undefined ? state.total : filter.read ? state.total - state.unread : state.unread;
     const offset = (filter.page - 1) * filter.pageSize;
@@ -153,31 +154,29 @@ function preparePage(byType: boolean, read: boolean | undefined, marked: boolean
 
 /** The user's unread count and feed version, from the kept counters. */
 export async function unreadCount(deps: Deps, userId: number): Promise<{ count: number; version: number }> {
-  const state = await feedState(deps.store.db, userId);
+  const state = await readFeedSummary(deps.store.db, userId);
   return { count: state.unread, version: state.version };
 }
 
-const stateQuery = (db: Executor, userId: number, type?: string) =>
-  db
-    .selectFrom("feed_states as s")
-    .leftJoin("feed_counters as c", (join) => {
-      const on = join.onRef("c.user_id", "=", "s.user_id");
-      return type === undefined ? on : on.on("c.type", "=", type);
-    })
-    .select(["s.version", "s.read_through_id", "c.total", "c.unread"])
-    .where("s.user_id", "=", userId);
-const stateOfAll = prepared((db, userId: number) => stateQuery(db, userId));
-const stateOfType = prepared((db, userId: number, type: string) => stateQuery(db, userId, type));
-
-/** Version, read-through id and counts (of one type, or all) in one query. */
-async function feedState(db: Executor, userId: number, type?: string) {
-  const rows = type === undefined ? await stateOfAll(db, userId) : await stateOfType(db, userId, type);
-  const first = rows[0];
-  if (!first) throw new Error(`user ${userId} has no feed state`);
-  return {
-    version: first.version,
-    readThroughId: first.read_through_id,
-    total: rows.reduce((sum, r) => sum + (r.total ?? 0), 0),
-    unread: rows.reduce((sum, r) => sum + (r.unread ?? 0), 0),
-  };
+/**
+ * The user's rows with ids in (`afterId`, `throughId`], oldest first, at most `limit` of them:
+ * what a live stream replays after a reconnect or a change.
+ */
+export async function listRowsAfter(
+  db: Executor,
+  userId: number,
+  afterId: number,
+  throughId: number,
+  limit: number,
+): Promise<Notification[]> {
+  const rows = await db
+    .selectFrom("notifications")
+    .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
+    .where("user_id", "=", userId)
+    .where("id", ">", afterId)
+    .where("id", "<=", throughId)
+    .orderBy("id")
+    .limit(limit)
+    .execute();
+  return rows.map(toNotification);
 }

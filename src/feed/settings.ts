@@ -3,6 +3,7 @@ import { FEED_TYPES, FeedTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { StringEnum } from "../schemas.js";
 import { validator } from "../validation.js";
+import { readMutedTypes, writeMutedTypes } from "./feed-state.js";
 
 export const FeedSettings = Type.Object(
   { muted_types: Type.Array(FeedTypeName, { description: "Feed types kept out of the user's feed." }) },
@@ -23,12 +24,8 @@ const validatePut = validator(PutFeedSettingsRequest);
 
 /** The user's feed settings: the types kept out of their feed. */
 export async function getFeedSettings(deps: Deps, userId: number): Promise<FeedSettings> {
-  const row = await deps.store.db
-    .selectFrom("feed_states")
-    .select("muted_types")
-    .where("user_id", "=", userId)
-    .executeTakeFirstOrThrow();
-  return { muted_types: JSON.parse(row.muted_types) as FeedSettings["muted_types"] };
+  const muted = await readMutedTypes(deps.store.db, userId);
+  return { muted_types: muted as FeedSettings["muted_types"] };
 }
 
 /**
@@ -37,10 +34,6 @@ export async function getFeedSettings(deps: Deps, userId: number): Promise<FeedS
  */
 export async function putFeedSettings(deps: Deps, userId: number, body: unknown): Promise<FeedSettings> {
   const muted = [...new Set(validatePut.parse(body).muted_types)];
-  await deps.store.db
-    .updateTable("feed_states")
-    .set({ muted_types: JSON.stringify(muted) })
-    .where("user_id", "=", userId)
-    .execute();
+  await writeMutedTypes(deps.store.db, userId, muted);
   return { muted_types: muted };
 }

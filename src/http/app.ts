@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from "fastify";
 import type { Deps } from "../deps.js";
 import { invalidRequest, tooLarge } from "../errors.js";
+import { DEFAULTS } from "../settings.js";
 import { StreamHub, type StreamOptions } from "../stream/feed-stream.js";
 import { deliveryQueue } from "../webhooks/delivery-queue.js";
 import { registerApiDocs } from "./api-docs.js";
 import { adminAuth, refuseSessions, userAuth } from "./auth.js";
 import { registerCors } from "./cors.js";
-import { registerErrorHandling, send } from "./error-handler.js";
+import { registerErrorHandling, sendError } from "./error-handler.js";
 import { registerErrorSchemas } from "./error-schemas.js";
 import { homeRoute } from "./home.js";
 import { registerJsonParser } from "./json-parser.js";
@@ -26,21 +27,24 @@ import { validatorCompiler } from "./validator-compiler.js";
 
 export const BODY_LIMIT = 1024 * 1024;
 
+/** Unsent output one live stream may queue before the client is cut off as too slow. */
+const STREAM_BUFFER_BYTES = 1024 * 1024;
+
 /** How long shutdown waits for requests on connections opened but not yet used. */
 const SHUTDOWN_SETTLE_MS = 1000;
 
 export interface AppOptions {
   deps: Deps;
   adminToken: string;
-  /** What `X-Poll-Interval` tells pollers (seconds). Default 60. */
+  /** What `X-Poll-Interval` tells pollers (seconds). Defaults: `DEFAULTS` in settings.ts, here and below. */
   pollIntervalS?: number;
-  /** Live stream settings; default a 15 s heartbeat and 1 MiB of unsent output per client. */
+  /** Live stream settings; 1 MiB of unsent output per client. */
   stream?: Partial<StreamOptions>;
   /** Fastify's logger option: `false` in tests, pino options in the server. */
   logger?: FastifyServerOptions["logger"];
   /** How long a client may take to send its headers, and its whole request. */
   timeouts?: { headersMs: number; bodyMs: number };
-  /** Request limits of `/api/v1/*`; default 600 a minute per credential, 60 failed logins. */
+  /** Request limits of `/api/v1/*`. */
   limits?: RateLimits;
   /** Fastify's `trustProxy`: where the client address comes from behind a load balancer. */
   trustProxy?: boolean | string;
@@ -104,14 +108,14 @@ function requestIds(): () => string {
 export async function buildApp({
   deps,
   adminToken,
-  pollIntervalS = 60,
+  pollIntervalS = DEFAULTS.pollIntervalS,
   stream = {},
   logger = false,
-  timeouts = { headersMs: 10_000, bodyMs: 30_000 },
+  timeouts = { headersMs: DEFAULTS.limits.headersTimeoutMs, bodyMs: DEFAULTS.limits.bodyTimeoutMs },
   limits = DEFAULT_RATE_LIMITS,
-  trustProxy = false,
-  maxConnections = 10_000,
-  corsOrigins = [],
+  trustProxy = DEFAULTS.limits.trustProxy,
+  maxConnections = DEFAULTS.limits.maxConnections,
+  corsOrigins = DEFAULTS.corsOrigins,
   home = true,
   onRoute,
   bell = loadBellBundle(),
@@ -119,16 +123,16 @@ export async function buildApp({
 }: AppOptions): Promise<FastifyInstance> {
   const hub = new StreamHub();
   const streamOptions: StreamOptions = {
-    heartbeatS: 15,
-    maxBufferBytes: 1024 * 1024,
-    maxPerCredential: 10,
+    heartbeatS: DEFAULTS.sseHeartbeatS,
+    maxBufferBytes: STREAM_BUFFER_BYTES,
+    maxPerCredential: DEFAULTS.limits.streamsPerCredential,
     ...stream,
   };
   const app = Fastify({
     logger,
     ...(logger !== false && { childLoggerFactory: lazyChildLogger }),
     bodyLimit: BODY_LIMIT,
-    // Long path parameters reach the routes, which answer 404 (or 403) as the SPEC says, instead
+    // Long path parameters reach the routes, which answer 404 (or 403) as the API reference says, instead
     // of the router's 400.
     routerOptions: { maxParamLength: 8192 },
     genReqId: requestIds(),
@@ -142,7 +146,7 @@ export async function buildApp({
     return503OnClosing: false,
     // A malformed URL (bad percent-encoding) gets the same envelope as everything else.
     frameworkErrors: (_error, _request, reply) =>
-      send(reply, invalidRequest("The request URL is malformed.")),
+      sendError(reply, invalidRequest("The request URL is malformed.")),
     // Errors Node's HTTP parser raises before Fastify sees a request (headers too large, both
     // Content-Length and Transfer-Encoding…) get the envelope too.
     clientErrorHandler: (error, socket) => {

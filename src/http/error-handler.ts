@@ -3,21 +3,21 @@ import { ApiError, invalidRequest, notFound, tooLarge, unavailable } from "../er
 import { isUnavailable } from "../store/store.js";
 
 /**
- * One renderer for every non-2xx answer (SPEC §2): our own `ApiError`s, Fastify's own refusals
+ * One renderer for every non-2xx answer (the `{"error": {type, message}}` envelope): our own `ApiError`s, Fastify's own refusals
  * (body too large, wrong content type, bad JSON, bad URL), unknown routes and methods, and bugs —
  * which become a bare 500 with nothing about the cause in the response.
  */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0]?.slice(0, 200);
-    send(reply, notFound(`No route for ${request.method} ${path}.`));
+    sendError(reply, notFound(`No route for ${request.method} ${path}.`));
   });
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    send(reply, toApiError(error, request));
+    sendError(reply, toApiError(error, request));
   });
 }
 
-export function send(reply: FastifyReply, error: ApiError): void {
+export function sendError(reply: FastifyReply, error: ApiError): void {
   // Refused before its body was read (authentication, size): close rather than read the rest.
   if (!reply.request.raw.complete) reply.header("connection", "close");
   void reply

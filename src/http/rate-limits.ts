@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookH
 import type { Redis } from "ioredis";
 import { ApiError, unavailable } from "../errors.js";
 import { bearerToken } from "../identity/authenticate.js";
+import { DEFAULTS } from "../settings.js";
 
 /** The request limits of `/api/v1/*`. */
 export interface RateLimits {
@@ -17,7 +18,10 @@ export interface RateLimits {
   namespace?: string;
 }
 
-export const DEFAULT_RATE_LIMITS: RateLimits = { perCredentialPerMinute: 600, authFailuresPerMinute: 60 };
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  perCredentialPerMinute: DEFAULTS.limits.ratePerMinute,
+  authFailuresPerMinute: DEFAULTS.limits.authFailuresPerMinute,
+};
 
 const WINDOW_MS = 60_000;
 

@@ -17,8 +17,8 @@ export function trackUnusedConnections(server: Server) {
   return {
     /** Resolves once every connection has sent a request, or after `graceMs`. */
     async settle(graceMs: number): Promise<void> {
-      const deadline = Date.now() + graceMs;
-      while (unused.size > 0 && Date.now() < deadline) {
+      const deadline = performance.now() + graceMs;
+      while (unused.size > 0 && performance.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     },

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 
-/** `bf_` + 43 url-safe characters (32 random bytes): the shape SPEC §1 asks of a key. */
+/** `bf_` + 43 url-safe characters (32 random bytes): the documented shape of a key. */
 export const KEY_PATTERN = /^bf_[A-Za-z0-9_-]{32,}$/;
 const PREFIX_LENGTH = 12;
 

@@ -10,6 +10,7 @@ import { toIso, toIsoOrNull } from "../time.js";
 import { validator } from "../validation.js";
 import type { Principal } from "./authenticate.js";
 import { generateKey } from "./key-secret.js";
+import { memberDirectory, memberRole } from "./memberships.js";
 import { lockOrg, lockOrgOrThrow } from "./orgs.js";
 import { getUserOrThrow } from "./users.js";
 
@@ -35,6 +36,14 @@ export const CreateOrgKeyRequest = Type.Object(
 );
 const validateCreate = validator(CreateKeyRequest);
 const validateCreateOrg = validator(CreateOrgKeyRequest);
+
+/** What every key event says about the key. */
+const keyFacts = (row: ApiKeyRow) => ({
+  key_id: row.id,
+  name: row.name,
+  prefix: row.prefix,
+  user_id: row.user_id,
+});
 
 export const toApiKey = (row: ApiKeyRow): ApiKey => ({
   id: row.id,
@@ -75,7 +84,7 @@ export async function createPersonalKey(deps: Deps, userId: number, body: unknow
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
     const key = await insertKey(trx, { userId, orgId: null, name, now });
-    await raiseEvent(tx, {
+    await raiseEvent(tx, memberDirectory(tx.trx), {
       type: "admin.api_key.create",
       data: { key_id: key.id, name, prefix: key.prefix, user_id: userId, org_id: null },
       userId,
@@ -93,15 +102,10 @@ export async function createOrgKey(deps: Deps, orgId: number, body: unknown): Pr
   return transact(deps.store, async (tx) => {
     const { trx } = tx;
     const org = await lockOrgOrThrow(tx, orgId);
-    const member = await trx
-      .selectFrom("memberships")
-      .select("role")
-      .where("org_id", "=", orgId)
-      .where("user_id", "=", userId)
-      .executeTakeFirst();
-    if (!member) throw invalidRequest(`User ${userId} is not a member of org ${orgId}.`);
+    if ((await memberRole(trx, orgId, userId)) === undefined)
+      throw invalidRequest(`User ${userId} is not a member of org ${orgId}.`);
     const key = await insertKey(trx, { userId, orgId, name, now });
-    await raiseEvent(tx, {
+    await raiseEvent(tx, memberDirectory(tx.trx), {
       type: "org.api_key.create",
       data: { key_id: key.id, name, prefix: key.prefix, user_id: userId, org_id: orgId, org_name: org.name },
       userId,
@@ -147,13 +151,10 @@ export async function revokeKeyAsAdmin(deps: Deps, keyId: number): Promise<ApiKe
     if (!key) throw notFound(`No API key with id ${keyId}.`);
     const { row, revokedNow } = await revoke(tx, key, now);
     if (revokedNow) {
-      await raiseEvent(tx, {
+      await raiseEvent(tx, memberDirectory(tx.trx), {
         type: "admin.api_key.revoke",
         data: {
-          key_id: row.id,
-          name: row.name,
-          prefix: row.prefix,
-          user_id: row.user_id,
+          ...keyFacts(row),
           org_id: row.org_id,
         },
         userId: row.user_id,
@@ -190,16 +191,7 @@ export async function revokeOrgKeyAsMember(
     const { trx } = tx;
     // The org lock orders this after any concurrent demotion or removal of the caller.
     const org = await lockOrg(tx, orgId);
-    const role = org
-      ? (
-          await trx
-            .selectFrom("memberships")
-            .select("role")
-            .where("org_id", "=", orgId)
-            .where("user_id", "=", callerUserId)
-            .executeTakeFirst()
-        )?.role
-      : undefined;
+    const role = org ? await memberRole(trx, orgId, callerUserId) : undefined;
     if (!org || role === undefined || role === "member") {
       throw forbidden("Only an owner or admin of this org can revoke its keys.");
     }
@@ -212,13 +204,10 @@ export async function revokeOrgKeyAsMember(
     if (!key) throw notFound(`No key with id ${keyId} in this org.`);
     const { row, revokedNow } = await revoke(tx, key, now);
     if (revokedNow) {
-      await raiseEvent(tx, {
+      await raiseEvent(tx, memberDirectory(tx.trx), {
         type: "org.api_key.revoke",
         data: {
-          key_id: row.id,
-          name: row.name,
-          prefix: row.prefix,
-          user_id: row.user_id,
+          ...keyFacts(row),
           org_id: orgId,
           org_name: org.name,
           revoked_by_user_id: callerUserId,

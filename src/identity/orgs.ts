@@ -3,11 +3,13 @@ import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { conflict, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
-import { PositiveId, Role } from "../schemas.js";
-import type { Database, OrgRow, Role as RoleName } from "../store/schema.js";
+import { PositiveId, RoleSchema } from "../schemas.js";
+import { forUpdate } from "../store/for-update.js";
+import type { Database, OrgRow } from "../store/schema.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
+import { memberDirectory, memberRole } from "./memberships.js";
 import { getUserOrThrow } from "./users.js";
 
 export const Org = Type.Object({ id: Type.Integer(), name: Type.String(), created_at: Type.String() });
@@ -15,7 +17,7 @@ export type Org = Static<typeof Org>;
 export const Membership = Type.Object({
   org_id: Type.Integer(),
   user_id: Type.Integer(),
-  role: Role,
+  role: RoleSchema,
 });
 export type Membership = Static<typeof Membership>;
 
@@ -66,14 +68,14 @@ export async function addMember(deps: Deps, orgId: number, body: unknown): Promi
     const { trx } = tx;
     const org = await lockOrgOrThrow(tx, orgId);
     const user = await getUserOrThrow(trx, req.user_id);
-    if (await findMember(trx, orgId, req.user_id)) {
+    if ((await memberRole(trx, orgId, req.user_id)) !== undefined) {
       throw conflict(`User ${req.user_id} is already a member of org ${orgId}.`);
     }
     await trx
       .insertInto("memberships")
       .values({ org_id: orgId, user_id: req.user_id, role: req.role, created_at: now })
       .execute();
-    await raiseEvent(tx, {
+    await raiseEvent(tx, memberDirectory(tx.trx), {
       type: "admin.org.member.add",
       data: { org_id: orgId, org_name: org.name, user_id: user.id, email: user.email, role: req.role },
       userId: user.id,
@@ -106,7 +108,7 @@ export async function changeMemberRole(
       .where("org_id", "=", orgId)
       .where("user_id", "=", userId)
       .execute();
-    await raiseEvent(tx, {
+    await raiseEvent(tx, memberDirectory(tx.trx), {
       type: "admin.org.member.role_change",
       data: {
         org_id: orgId,
@@ -146,7 +148,7 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
       .returning("id")
       .execute();
     for (const key of revoked) tx.changes.revokedKeys.add(key.id);
-    await raiseEvent(tx, {
+    await raiseEvent(tx, memberDirectory(tx.trx), {
       type: "admin.org.member.remove",
       data: {
         org_id: orgId,
@@ -171,7 +173,7 @@ export async function removeMember(deps: Deps, orgId: number, userId: number): P
  */
 export async function lockOrg(tx: Tx, orgId: number): Promise<OrgRow | undefined> {
   const query = tx.trx.selectFrom("orgs").selectAll().where("id", "=", orgId);
-  return (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+  return forUpdate(tx, query).executeTakeFirst();
 }
 
 /** {@link lockOrg}, or a 404. */
@@ -181,18 +183,10 @@ export async function lockOrgOrThrow(tx: Tx, orgId: number): Promise<OrgRow> {
   return org;
 }
 
-const findMember = (trx: Transaction<Database>, orgId: number, userId: number) =>
-  trx
-    .selectFrom("memberships")
-    .select("role")
-    .where("org_id", "=", orgId)
-    .where("user_id", "=", userId)
-    .executeTakeFirst();
-
 async function requireMember(trx: Transaction<Database>, orgId: number, userId: number) {
-  const member = await findMember(trx, orgId, userId);
-  if (!member) throw notFound(`User ${userId} is not a member of org ${orgId}.`);
-  return { member: member as { role: RoleName }, user: await getUserOrThrow(trx, userId) };
+  const role = await memberRole(trx, orgId, userId);
+  if (!role) throw notFound(`User ${userId} is not a member of org ${orgId}.`);
+  return { member: { role }, user: await getUserOrThrow(trx, userId) };
 }
 
 async function requireAnotherOwner(trx: Transaction<Database>, orgId: number, verb: string): Promise<void> {

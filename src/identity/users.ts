@@ -2,11 +2,14 @@ import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { conflict, invalidRequest, notFound } from "../errors.js";
 import { raiseEvent } from "../events/raise.js";
+import { createFeedState } from "../feed/feed-state.js";
+import { forUpdate } from "../store/for-update.js";
 import type { UserRow } from "../store/schema.js";
 import { type Executor, isUniqueViolation } from "../store/store.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
+import { memberDirectory } from "./memberships.js";
 
 export const User = Type.Object({
   id: Type.Integer(),
@@ -40,7 +43,7 @@ export const toUser = (row: UserRow): User => ({
 });
 
 /**
- * Checks the address rules of SPEC §1 beyond length: exactly one `@` with something on each
+ * Checks the documented address rules beyond length: exactly one `@` with something on each
  * side, no whitespace or control characters. Unicode is allowed.
  */
 function checkEmail(email: string): void {
@@ -59,7 +62,7 @@ const emailKey = (email: string) => email.normalize("NFC").toUpperCase().toLower
 
 const duplicateEmail = (email: string) => conflict(`A user with email "${email}" already exists.`);
 
-/** Creates a user (SPEC §6 `POST /admin/v1/users`). A duplicate email → 409. */
+/** Creates a user (`POST /admin/v1/users`). A duplicate email → 409. */
 export async function createUser(deps: Deps, body: unknown): Promise<User> {
   const req = validateCreate.parse(body);
   checkEmail(req.email);
@@ -72,10 +75,7 @@ export async function createUser(deps: Deps, body: unknown): Promise<User> {
         .values({ email: req.email, email_key: emailKey(req.email), name: req.name ?? null, created_at: now })
         .returningAll()
         .executeTakeFirstOrThrow();
-      await trx
-        .insertInto("feed_states")
-        .values({ user_id: row.id, version: 0, muted_types: "[]", read_through_id: 0, last_id: 0 })
-        .execute();
+      await createFeedState(trx, row.id);
       return toUser(row);
     });
   } catch (error) {
@@ -93,7 +93,7 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
       const { trx } = tx;
       // Locked on PostgreSQL, so concurrent PATCHes apply one after the other and none is lost.
       const query = trx.selectFrom("users").selectAll().where("id", "=", userId);
-      const before = await (tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
+      const before = await forUpdate(tx, query).executeTakeFirst();
       if (!before) throw notFound(`No user with id ${userId}.`);
       const after = {
         ...before,
@@ -107,7 +107,7 @@ export async function updateUser(deps: Deps, userId: number, body: unknown): Pro
         .set({ email: after.email, email_key: emailKey(after.email), name: after.name })
         .where("id", "=", userId)
         .execute();
-      await raiseEvent(tx, {
+      await raiseEvent(tx, memberDirectory(tx.trx), {
         type: "admin.user.update",
         data: { user_id: userId, email: after.email, name: after.name, changed },
         userId,
@@ -136,7 +136,13 @@ export async function getUserOrThrow(db: Executor, userId: number): Promise<User
  */
 export async function lockUserOrThrow(tx: Tx, userId: number): Promise<UserRow> {
   const query = tx.trx.selectFrom("users").selectAll().where("id", "=", userId);
-  const row = await (tx.dialect === "postgres" ? query.forNoKeyUpdate() : query).executeTakeFirst();
+  const row = await forUpdate(tx, query, { strength: "no key update" }).executeTakeFirst();
   if (!row) throw notFound(`No user with id ${userId}.`);
   return row;
+}
+
+/** Which of `userIds` are users. */
+export async function existingUserIds(db: Executor, userIds: number[]): Promise<Set<number>> {
+  const rows = await db.selectFrom("users").select("id").where("id", "in", userIds).execute();
+  return new Set(rows.map((u) => u.id));
 }

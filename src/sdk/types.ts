@@ -6,11 +6,6 @@
 import type { Static } from "typebox";
 import type { EventType } from "../catalog/catalog.js";
 import type {
-  IngestBatchResult,
-  IngestRequest,
-  IngestResult as IngestResultSchema,
-} from "../events/ingest.js";
-import type {
   MarkAllReadResult as MarkAllReadResultSchema,
   MarkReadResult as MarkReadResultSchema,
 } from "../feed/mark-read.js";
@@ -35,6 +30,11 @@ import type {
 } from "../identity/orgs.js";
 import type { CreateSessionRequest, Session as SessionSchema } from "../identity/sessions.js";
 import type { CreateUserRequest, UpdateUserRequest, User as UserSchema } from "../identity/users.js";
+import type {
+  IngestBatchResult,
+  IngestRequest,
+  IngestResult as IngestResultSchema,
+} from "../ingest/ingest-request.js";
 import type { StreamRead, StreamReset, StreamUnreadCount } from "../stream/stream-events.js";
 import type { StreamTicket as StreamTicketSchema } from "../stream/tickets.js";
 import type {

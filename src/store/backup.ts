@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Sqlite from "better-sqlite3";
-import { DEFAULT_DATABASE_URL } from "./store.js";
+import { DEFAULT_DATABASE_URL } from "../settings.js";
 
 /** A backup that cannot be made, with a message for the person who asked. */
 export class BackupError extends Error {

@@ -2,10 +2,27 @@ import type Sqlite from "better-sqlite3";
 import { sql } from "kysely";
 import type { Tx } from "./transaction.js";
 
-/** A column of a bulk insert, with its PostgreSQL type (for `unnest`). */
+/** The PostgreSQL types a bulk insert binds its column arrays as (for `unnest`). */
+export type PgType = "bigint" | "integer" | "text";
+
+/** A column of a bulk insert, with its PostgreSQL type. */
 export interface BulkColumn<R> {
   name: keyof R & string;
-  pg: "bigint" | "integer" | "text";
+  pg: PgType;
+}
+
+/**
+ * The columns of a bulk insert, grouped by PostgreSQL type (the order of columns does not matter).
+ *
+ * @example
+ * const COLUMNS = bulkColumns<NewRow>({ bigint: ["user_id", "created_at"], text: ["title"] });
+ */
+export function bulkColumns<R>(
+  byType: Partial<Record<PgType, readonly (keyof R & string)[]>>,
+): BulkColumn<R>[] {
+  return Object.entries(byType).flatMap(([pg, names]) =>
+    (names ?? []).map((name) => ({ name, pg: pg as PgType })),
+  );
 }
 
 export interface BulkInsert<R> {

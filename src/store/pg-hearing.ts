@@ -25,7 +25,7 @@ export class ServerHearing {
   readonly #silenceMs: number;
   readonly #probeMs: number;
   readonly #last = new Map<string, number>();
-  #any = Date.now();
+  #any = performance.now();
   #probe: Probe | undefined;
 
   constructor(url: string, { silenceMs, probeMs }: { silenceMs: number; probeMs: number }) {
@@ -36,7 +36,7 @@ export class ServerHearing {
 
   /** The server at `address` answered something. */
   heard(address: string): void {
-    const now = Date.now();
+    const now = performance.now();
     this.#last.set(address, now);
     this.#any = now;
   }
@@ -47,8 +47,8 @@ export class ServerHearing {
    * call that finds the silence starts that probe and answers false; ask again shortly.
    */
   gone(address?: string): boolean {
-    const last = address === undefined ? this.#any : (this.#last.get(address) ?? 0);
-    if (Date.now() - last < this.#silenceMs) return false;
+    const last = address === undefined ? this.#any : (this.#last.get(address) ?? Number.NEGATIVE_INFINITY);
+    if (performance.now() - last < this.#silenceMs) return false;
     const probe = this.#probe;
     // A probe that reached this server would have been heard, making `last` later than its start.
     if (probe?.done && probe.startedAt > last) return true;
@@ -57,7 +57,7 @@ export class ServerHearing {
   }
 
   #startProbe(): void {
-    const probe: Probe = { startedAt: Date.now(), done: false };
+    const probe: Probe = { startedAt: performance.now(), done: false };
     this.#probe = probe;
     const client = new pg.Client({ connectionString: this.#url, application_name: "belfry-probe" });
     client.on("error", () => {});

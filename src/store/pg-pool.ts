@@ -154,11 +154,11 @@ class TimedClient {
   async query<R>(sql: string, parameters: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> {
     if (this.#broken) throw new Error("Client has encountered a connection error and is not queryable");
     const { silenceMs, maxWaitMs } = this.timeouts;
-    const started = Date.now();
+    const started = performance.now();
     const stop =
       silenceMs > 0
         ? watch(silenceMs, () => {
-            if (!this.hearing.gone(this.#address) && Date.now() - started < maxWaitMs) return false;
+            if (!this.hearing.gone(this.#address) && performance.now() - started < maxWaitMs) return false;
             this.#broken = true;
             // What pg-pool itself does to a connection that times out while connecting.
             this.client.connection.stream.destroy();

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { type ClockMs, systemClockMs } from "../time.js";
 import { isUnavailable } from "./store.js";
 
 export interface RetryOptions {
@@ -6,6 +7,8 @@ export interface RetryOptions {
   until?: number;
   /** Give up when this aborts (the caller is stopping). */
   signal?: AbortSignal;
+  /** The clock `until` is read against (epoch ms). */
+  clockMs?: ClockMs;
 }
 
 const FIRST_PAUSE_MS = 100;
@@ -23,14 +26,14 @@ const MAX_PAUSE_MS = 1000;
  */
 export async function retryUnavailable<T>(
   fn: () => Promise<T>,
-  { until = Number.POSITIVE_INFINITY, signal }: RetryOptions = {},
+  { until = Number.POSITIVE_INFINITY, signal, clockMs = systemClockMs }: RetryOptions = {},
 ): Promise<T> {
   let pause = FIRST_PAUSE_MS;
   for (;;) {
     try {
       return await fn();
     } catch (error) {
-      if (!isUnavailable(error) || signal?.aborted || Date.now() + pause > until) throw error;
+      if (!isUnavailable(error) || signal?.aborted || clockMs() + pause > until) throw error;
     }
     await sleep(pause, undefined, signal ? { signal } : {}).catch(() => {});
     pause = Math.min(pause * 2, MAX_PAUSE_MS);

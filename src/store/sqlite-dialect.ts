@@ -132,7 +132,7 @@ class HandleConnection implements DatabaseConnection {
     // Inside a transaction the write lock is already held (BEGIN IMMEDIATE): nothing to wait for.
     const outside = !handle.db.inTransaction;
     if (outside) handle.reopenIfDue();
-    const deadline = Date.now() + lock.budgetMs();
+    const deadline = performance.now() + lock.budgetMs();
     for (let attempt = 0; ; attempt++) {
       try {
         const statement = handle.prepare(query.sql);
@@ -144,7 +144,7 @@ class HandleConnection implements DatabaseConnection {
       } catch (error) {
         if (outside && isBusy(error)) {
           const pause = LOCK_RETRY_MS[Math.min(attempt, LOCK_RETRY_MS.length - 1)] as number;
-          if (Date.now() + pause <= deadline) {
+          if (performance.now() + pause <= deadline) {
             await sleep(pause);
             continue;
           }

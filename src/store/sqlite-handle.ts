@@ -20,7 +20,7 @@ export class SqliteHandle {
   #db: Sqlite.Database;
   #statements = new Map<string, Sqlite.Statement>();
   #reopenDue = false;
-  #openedAt = Date.now();
+  #openedAt = performance.now();
 
   /** Opens `path`; `openWaitMs` bounds waiting for a lock while the connection is set up. */
   constructor(path: string, openWaitMs: number) {
@@ -54,8 +54,8 @@ export class SqliteHandle {
   /** Reopens the file if a failure asked for it and no transaction is open. */
   reopenIfDue(): void {
     if (!this.#reopenDue || !this.#reopenable || this.#db.inTransaction) return;
-    if (Date.now() - this.#openedAt < REOPEN_EVERY_MS) return;
-    this.#openedAt = Date.now();
+    if (performance.now() - this.#openedAt < REOPEN_EVERY_MS) return;
+    this.#openedAt = performance.now();
     let fresh: Sqlite.Database;
     try {
       // No waiting here: a locked file simply means trying again later.

@@ -2,9 +2,11 @@ import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type Sqlite from "better-sqlite3";
 import { Kysely, type LogConfig, PostgresDialect, sql, type Transaction } from "kysely";
-import { type ChangeBus, localBus } from "../stream/bus.js";
-import { natsBus } from "../stream/nats-bus.js";
-import { type BusLog, pgBus } from "../stream/pg-bus.js";
+import type { ChangeBus } from "../bus/change-bus.js";
+import { localBus } from "../bus/local-bus.js";
+import { natsBus } from "../bus/nats-bus.js";
+import { type BusLog, pgBus } from "../bus/pg-bus.js";
+import { DEFAULT_DATABASE_URL, DEFAULTS } from "../settings.js";
 import { openTimedPool, type PoolStats } from "./pg-pool.js";
 import type { Database } from "./schema.js";
 import { BelfrySqliteDialect } from "./sqlite-dialect.js";
@@ -62,8 +64,6 @@ export interface StoreOptions {
   log?: LogConfig;
 }
 
-export const DEFAULT_DATABASE_URL = "file:./data/belfry.db";
-
 /**
  * Opens the store a `DATABASE_URL` names: unset or empty → the embedded SQLite file
  * `./data/belfry.db`; `file:<path>` → SQLite at that path; `postgres://…` → PostgreSQL.
@@ -120,7 +120,13 @@ function openSqlite(path: string, options: StoreOptions): Store {
 }
 
 function openPostgres(url: string, options: StoreOptions): Store {
-  const { poolSize = 10, timeouts = PATIENT_TIMEOUTS, onPoolError, onBusError, log } = options;
+  const {
+    poolSize = DEFAULTS.pgPoolSize,
+    timeouts = PATIENT_TIMEOUTS,
+    onPoolError,
+    onBusError,
+    log,
+  } = options;
   const pool = openTimedPool(url, { max: poolSize, timeouts, ...(onPoolError && { onError: onPoolError }) });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), ...(log && { log }) });
   const bus = pickBus(options, () =>

@@ -1,5 +1,5 @@
 import type { Transaction } from "kysely";
-import { type Changes, emptyChanges, hasChanges } from "../stream/bus.js";
+import { type Changes, emptyChanges, hasChanges } from "../bus/change-bus.js";
 import type { Database } from "./schema.js";
 import type { Dialect, Executor, Store } from "./store.js";
 

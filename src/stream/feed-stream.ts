@@ -1,11 +1,11 @@
 import type { ServerResponse } from "node:http";
 import type { Static } from "typebox";
+import type { BusMessage } from "../bus/change-bus.js";
 import type { Deps } from "../deps.js";
-import { type Notification, toNotification } from "../feed/notifications.js";
-import { effectiveReadAt } from "../feed/read-state.js";
+import { readFeedSummary } from "../feed/feed-state.js";
+import { listRowsAfter, type Notification } from "../feed/notifications.js";
 import { credentialOf, type Principal, principalOf } from "../identity/authenticate.js";
 import { isUnavailable } from "../store/store.js";
-import type { BusMessage } from "./bus.js";
 import type { StreamRead, StreamReset, StreamUnreadCount } from "./stream-events.js";
 import { renewTicket, type TicketLease } from "./tickets.js";
 
@@ -105,7 +105,7 @@ export async function serveFeedStream(
   let again = false;
   let closed = false;
 
-  const send = <E extends keyof StreamEventData>(event: E, data: StreamEventData[E], id?: number) => {
+  const sendEvent = <E extends keyof StreamEventData>(event: E, data: StreamEventData[E], id?: number) => {
     if (closed) return;
     res.write(`${id === undefined ? "" : `id: ${id}\n`}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
@@ -131,35 +131,16 @@ export async function serveFeedStream(
     if (!drained) cutOff();
   };
 
-  const state = () =>
-    db
-      .selectFrom("feed_states as s")
-      .leftJoin("feed_counters as c", "c.user_id", "s.user_id")
-      .select(["s.version", "s.last_id", "c.unread"])
-      .where("s.user_id", "=", userId)
-      .execute()
-      .then((rows) => ({
-        version: rows[0]?.version ?? 0,
-        lastId: rows[0]?.last_id ?? 0,
-        unread: rows.reduce((sum, r) => sum + (r.unread ?? 0), 0),
-      }));
+  const state = () => readFeedSummary(db, userId);
 
   /** Sends the rows after `cursor` (up to `lastId`), or a reset when there are too many. */
   const sendRowsAfter = async (lastId: number) => {
     if (lastId <= cursor) return;
-    const rows = await db
-      .selectFrom("notifications")
-      .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
-      .where("user_id", "=", userId)
-      .where("id", ">", cursor)
-      .where("id", "<=", lastId)
-      .orderBy("id")
-      .limit(MAX_REPLAY + 1)
-      .execute();
-    if (rows.length > MAX_REPLAY) send("reset", { last_event_id: lastId }, lastId);
+    const rows = await listRowsAfter(db, userId, cursor, lastId, MAX_REPLAY + 1);
+    if (rows.length > MAX_REPLAY) sendEvent("reset", { last_event_id: lastId }, lastId);
     else
       for (const row of rows) {
-        send("notification", toNotification(row), row.id);
+        sendEvent("notification", row, row.id);
         await keepUp();
       }
     cursor = lastId;
@@ -177,11 +158,11 @@ export async function serveFeedStream(
         const s = await state();
         await sendRowsAfter(s.lastId);
         if (reads !== undefined) {
-          send("read", reads === "all" ? { all: true } : { ids: reads });
+          sendEvent("read", reads === "all" ? { all: true } : { ids: reads });
           reads = undefined;
         }
         if (s.version > sentVersion) {
-          send("unread-count", { count: s.unread, version: s.version }, cursor);
+          sendEvent("unread-count", { count: s.unread, version: s.version }, cursor);
           sentVersion = s.version;
         }
         await keepUp();
@@ -266,10 +247,10 @@ export async function serveFeedStream(
     const start = await state();
     const resume = lastEventId !== undefined && lastEventId <= start.lastId;
     cursor = resume ? lastEventId : start.lastId;
-    send("unread-count", { count: start.unread, version: start.version }, cursor);
+    sendEvent("unread-count", { count: start.unread, version: start.version }, cursor);
     sentVersion = start.version;
     if (resume) await sendRowsAfter(start.lastId);
-    else if (lastEventId !== undefined) send("reset", { last_event_id: start.lastId }, start.lastId);
+    else if (lastEventId !== undefined) sendEvent("reset", { last_event_id: start.lastId }, start.lastId);
   } catch {
     close();
   } finally {

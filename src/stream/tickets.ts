@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { Type } from "typebox";
+import { emptyChanges } from "../bus/change-bus.js";
 import type { Deps } from "../deps.js";
 import { unauthenticated } from "../errors.js";
 import { type Principal, principalOf } from "../identity/authenticate.js";
 import { hashSecret } from "../identity/key-secret.js";
 import { toIso } from "../time.js";
-import { emptyChanges } from "./bus.js";
 
 /** How long a ticket stays good after it is issued, and after its stream's last heartbeat. */
 export const TICKET_TTL_S = 60;

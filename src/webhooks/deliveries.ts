@@ -2,15 +2,14 @@ import { type Static, Type } from "typebox";
 import { EventTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest, notFound } from "../errors.js";
-import { raiseEvent } from "../events/raise.js";
 import { EnumParam, type Query, queryParams } from "../query-params.js";
 import { StringEnum } from "../schemas.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import { transact } from "../store/transaction.js";
 import { parseRfc3339, toIso } from "../time.js";
 import { validator } from "../validation.js";
-import { findEndpoint } from "./endpoints.js";
-import { insertDelivery, moveDeliveries } from "./outbox.js";
+import { findEndpoint, lockEndpoint } from "./endpoints.js";
+import { moveDeliveries } from "./outbox.js";
 
 /** The statuses a caller sees; `cancelled` belongs to deleted endpoints, which are gone. */
 export const DELIVERY_STATUSES = ["pending", "succeeded", "failed", "exhausted", "held"] as const;
@@ -137,7 +136,7 @@ const restartedStatus = (disabledAt: number | null): DeliveryStatus =>
 export async function redeliver(deps: Deps, userId: number, endpointId: number, deliveryId: number) {
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
-    const endpoint = await findEndpoint(tx, userId, endpointId);
+    const endpoint = await lockEndpoint(tx, userId, endpointId);
     const to = restartedStatus(endpoint.disabled_at);
     const moved = await moveDeliveries(tx, endpointId, [...DELIVERY_STATUSES], to, now, { deliveryId });
     if (moved === 0) throw notFound("No such delivery for this endpoint.");
@@ -149,35 +148,18 @@ export async function redeliver(deps: Deps, userId: number, endpointId: number, 
  * Restarts every failed or exhausted delivery of the endpoint whose event was recorded at or
  * after `since`. It does not re-enable a disabled endpoint: there they wait as held.
  */
-export async function recover(deps: Deps, userId: number, endpointId: number, body: unknown) {
+export async function recoverDeliveries(deps: Deps, userId: number, endpointId: number, body: unknown) {
   const { since } = validateRecover.parse(body);
   const sinceSeconds = parseRfc3339(since);
   if (sinceSeconds === undefined)
     throw invalidRequest("since must be an RFC 3339 date-time, e.g. 2026-05-22T08:08:00Z");
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
-    const endpoint = await findEndpoint(tx, userId, endpointId);
+    const endpoint = await lockEndpoint(tx, userId, endpointId);
     const to = restartedStatus(endpoint.disabled_at);
     const requeued = await moveDeliveries(tx, endpointId, ["failed", "exhausted"], to, now, {
       since: sinceSeconds,
     });
     return { requeued };
-  });
-}
-
-/** Raises a `webhook.test` event for this endpoint alone, whatever its event-type filter. */
-export async function sendTest(deps: Deps, userId: number, endpointId: number) {
-  const now = deps.clock();
-  return transact(deps.store, async (tx) => {
-    const endpoint = await findEndpoint(tx, userId, endpointId);
-    const { eventId } = await raiseEvent(tx, {
-      type: "webhook.test",
-      data: {},
-      userId,
-      occurredAt: now,
-      createdAt: now,
-    });
-    const id = await insertDelivery(tx, endpointId, eventId, endpoint.disabled_at !== null, now);
-    return { delivery_id: id };
   });
 }

@@ -7,7 +7,7 @@ import type { Deps } from "../deps.js";
  * index of due deliveries.
  */
 export async function deliveryQueue(deps: Deps): Promise<{ depth: number; oldestDueAgeS: number }> {
-  const nowMs = Date.now();
+  const nowMs = deps.clockMs();
   const row = await deps.store.db
     .selectFrom("webhook_deliveries")
     .select([sql<number>`count(*)`.as("depth"), sql<number | null>`min(next_attempt_at_ms)`.as("oldest")])

@@ -1,7 +1,7 @@
 import { isIP } from "node:net";
 import type { Deps } from "../deps.js";
 import { invalidRequest } from "../errors.js";
-import { type AddressPolicy, addressPolicy, type ResolvedAddress } from "./address-policy.js";
+import { type AddressPolicy, addressPolicy, type ResolvedAddress } from "../network/address-policy.js";
 
 export const MAX_URL_LENGTH = 2048;
 

@@ -2,13 +2,16 @@ import { type Static, Type } from "typebox";
 import { EVENT_TYPES, EventTypeName } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { invalidRequest, notFound } from "../errors.js";
+import { lockFeed } from "../feed/feed-state.js";
 import { StringEnum } from "../schemas.js";
+import { forUpdate } from "../store/for-update.js";
 import type { WebhookEndpointRow } from "../store/schema.js";
+import type { Executor } from "../store/store.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
 import { checkEndpointUrl, MAX_URL_LENGTH } from "./endpoint-url.js";
-import { moveDeliveries } from "./outbox.js";
+import { cancelDeliveries, holdDeliveries, releaseHeldDeliveries } from "./outbox.js";
 import { newSecret } from "./signature.js";
 
 export const MAX_ENDPOINTS_PER_USER = 20;
@@ -114,7 +117,7 @@ export async function createEndpoint(deps: Deps, userId: number, body: unknown) 
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
     // Counting under the user's feed lock keeps two concurrent creates from both passing the limit.
-    await lockUser(tx, userId);
+    await lockFeed(tx, userId);
     const { n } = await tx.trx
       .selectFrom("webhook_endpoints")
       .select((eb) => eb.fn.countAll<number>().as("n"))
@@ -144,26 +147,31 @@ export async function createEndpoint(deps: Deps, userId: number, body: unknown) 
   });
 }
 
-async function lockUser(tx: Tx, userId: number): Promise<void> {
-  const query = tx.trx.selectFrom("feed_states").select("user_id").where("user_id", "=", userId);
-  await (tx.dialect === "postgres" ? query.forUpdate() : query).execute();
-}
-
-/**
- * The caller's endpoint, or a 404 (also for another user's). Inside a transaction it is locked
- * on PostgreSQL: every change to an endpoint's deliveries locks the endpoint first, then the
- * deliveries, so they cannot deadlock with the worker recording an attempt.
- */
-export async function findEndpoint(tx: Tx | Deps, userId: number, id: number): Promise<WebhookEndpointRow> {
-  const db = "trx" in tx ? tx.trx : tx.store.db;
-  const query = db
+const endpointQuery = (db: Executor, userId: number, id: number) =>
+  db
     .selectFrom("webhook_endpoints")
     .selectAll()
     .where("id", "=", id)
     .where("user_id", "=", userId)
     .where("deleted_at", "is", null);
-  const row = await ("trx" in tx && tx.dialect === "postgres" ? query.forUpdate() : query).executeTakeFirst();
-  if (!row) throw notFound("No such webhook endpoint.");
+
+const noSuchEndpoint = () => notFound("No such webhook endpoint.");
+
+/** The caller's endpoint, or a 404 (also for another user's). */
+export async function findEndpoint(deps: Deps, userId: number, id: number): Promise<WebhookEndpointRow> {
+  const row = await endpointQuery(deps.store.db, userId, id).executeTakeFirst();
+  if (!row) throw noSuchEndpoint();
+  return row;
+}
+
+/**
+ * {@link findEndpoint}, locked until the transaction ends: every change to an endpoint's
+ * deliveries locks the endpoint first, then the deliveries, so they cannot deadlock with the
+ * worker recording an attempt.
+ */
+export async function lockEndpoint(tx: Tx, userId: number, id: number): Promise<WebhookEndpointRow> {
+  const row = await forUpdate(tx, endpointQuery(tx.trx, userId, id)).executeTakeFirst();
+  if (!row) throw noSuchEndpoint();
   return row;
 }
 
@@ -191,18 +199,18 @@ export async function updateEndpoint(deps: Deps, userId: number, id: number, bod
   const url = req.url === undefined ? undefined : await checkEndpointUrl(deps, req.url);
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
-    const before = await findEndpoint(tx, userId, id);
+    const before = await lockEndpoint(tx, userId, id);
     const changes: Partial<WebhookEndpointRow> = { updated_at: now };
     if (url !== undefined) changes.url = url;
     if (req.event_types !== undefined) changes.event_types = typesJson(req.event_types);
     if (req.description !== undefined) changes.description = req.description;
     if (req.enabled === false && before.disabled_at === null) {
       Object.assign(changes, { disabled_at: now, disabled_reason: "manual" });
-      await moveDeliveries(tx, id, ["pending", "failed"], "held", now);
+      await holdDeliveries(tx, id, now);
     }
     if (req.enabled === true && before.disabled_at !== null) {
       Object.assign(changes, { disabled_at: null, disabled_reason: null, failing_since: null });
-      await moveDeliveries(tx, id, ["held"], "pending", now);
+      await releaseHeldDeliveries(tx, id, now);
     }
     const row = await tx.trx
       .updateTable("webhook_endpoints")
@@ -218,13 +226,13 @@ export async function updateEndpoint(deps: Deps, userId: number, id: number, bod
 export async function deleteEndpoint(deps: Deps, userId: number, id: number): Promise<void> {
   const now = deps.clock();
   await transact(deps.store, async (tx) => {
-    await findEndpoint(tx, userId, id);
+    await lockEndpoint(tx, userId, id);
     await tx.trx
       .updateTable("webhook_endpoints")
       .set({ deleted_at: now, updated_at: now })
       .where("id", "=", id)
       .execute();
-    await moveDeliveries(tx, id, ["pending", "failed", "held"], "cancelled", now);
+    await cancelDeliveries(tx, id, now);
   });
 }
 
@@ -232,7 +240,7 @@ export async function deleteEndpoint(deps: Deps, userId: number, id: number): Pr
 export async function rotateSecret(deps: Deps, userId: number, id: number) {
   const now = deps.clock();
   return transact(deps.store, async (tx) => {
-    const before = await findEndpoint(tx, userId, id);
+    const before = await lockEndpoint(tx, userId, id);
     const secret = newSecret();
     await tx.trx
       .updateTable("webhook_endpoints")

@@ -1,41 +1,96 @@
+import type { EventType } from "../catalog/catalog.js";
+import { bulkColumns, insertMany } from "../store/insert-many.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import type { Tx } from "../store/transaction.js";
 
 /**
  * The transactional outbox: delivery rows are written in the transaction that records their
- * event (events/fan-out.ts), so an acknowledged event always has its deliveries queued. Every
- * status change of a delivery goes through here, keeping the per-endpoint, per-status counts exact.
+ * event, so an acknowledged event always has its deliveries queued. This file and
+ * outbox-claims.ts are the only writers of `webhook_deliveries` and its per-endpoint,
+ * per-status counters: every status change is one of their named operations, and each keeps the
+ * counts exact.
  */
 
-/** Writes one delivery, due now (or held), and counts it. */
-export async function insertDelivery(
+/** One event's webhook recipients, as fan-out planned them. */
+export interface DeliveryPlan {
+  eventId: number;
+  type: EventType;
+  /** When the event was recorded: the deliveries are due then. */
+  createdAt: number;
+  /** Users whose endpoints receive it, without repeats. */
+  recipients: number[];
+}
+
+const DELIVERY_COLUMNS = bulkColumns<ReturnType<typeof newDelivery>>({
+  bigint: ["endpoint_id", "event_id", "next_attempt_at_ms", "created_at", "updated_at"],
+  integer: ["schedule_step"],
+  text: ["status"],
+});
+
+/** A new delivery row: due at once, or held while its endpoint is disabled. */
+const newDelivery = (endpointId: number, eventId: number, held: boolean, now: number) => ({
+  endpoint_id: endpointId,
+  event_id: eventId,
+  status: (held ? "held" : "pending") as DeliveryStatus,
+  schedule_step: 0,
+  next_attempt_at_ms: held ? null : now * 1000,
+  created_at: now,
+  updated_at: now,
+});
+
+/**
+ * Queues a delivery for every live endpoint of each event's recipients whose event-type filter
+ * takes it — held where the endpoint is disabled — in a few statements whatever the count.
+ */
+export async function queueDeliveries(tx: Tx, plans: DeliveryPlan[]): Promise<void> {
+  const users = [...new Set(plans.flatMap((p) => p.recipients))];
+  if (users.length === 0) return;
+  const endpoints = await tx.trx
+    .selectFrom("webhook_endpoints")
+    .select(["id", "user_id", "event_types", "disabled_at"])
+    .where("user_id", "in", users)
+    .where("deleted_at", "is", null)
+    .orderBy("id")
+    .execute();
+  if (endpoints.length === 0) return;
+  const types = new Map(
+    endpoints.map((e) => [e.id, e.event_types === null ? null : (JSON.parse(e.event_types) as string[])]),
+  );
+  const rows = [];
+  for (const plan of plans) {
+    for (const e of endpoints) {
+      if (!plan.recipients.includes(e.user_id)) continue;
+      if (types.get(e.id)?.includes(plan.type) === false) continue;
+      rows.push(newDelivery(e.id, plan.eventId, e.disabled_at !== null, plan.createdAt));
+    }
+  }
+  if (rows.length === 0) return;
+  await insertMany(tx, { table: "webhook_deliveries", columns: DELIVERY_COLUMNS, rows });
+  await countNewDeliveries(tx, rows);
+  if (rows.some((r) => r.status === "pending")) tx.changes.deliveries = true;
+}
+
+/** Queues one delivery of an event to one endpoint (the test event), whatever its filter. */
+export async function queueDelivery(
   tx: Tx,
   endpointId: number,
   eventId: number,
   held: boolean,
   now: number,
 ): Promise<number> {
-  const status: DeliveryStatus = held ? "held" : "pending";
+  const row = newDelivery(endpointId, eventId, held, now);
   const { id } = await tx.trx
     .insertInto("webhook_deliveries")
-    .values({
-      endpoint_id: endpointId,
-      event_id: eventId,
-      status,
-      schedule_step: 0,
-      next_attempt_at_ms: held ? null : now * 1000,
-      created_at: now,
-      updated_at: now,
-    })
+    .values(row)
     .returning("id")
     .executeTakeFirstOrThrow();
-  await count(tx, endpointId, status, 1);
+  await adjustDeliveryCount(tx, endpointId, row.status, 1);
   if (!held) tx.changes.deliveries = true;
   return id;
 }
 
-/** Counts newly written deliveries, one upsert per (endpoint, status). */
-export async function countMany(
+/** Counts newly queued deliveries, one upsert per (endpoint, status). */
+async function countNewDeliveries(
   tx: Tx,
   rows: { endpoint_id: number; status: DeliveryStatus }[],
 ): Promise<void> {
@@ -62,7 +117,7 @@ export async function countMany(
 }
 
 /** Adds `delta` to an endpoint's count of deliveries in `status`. */
-export async function count(
+export async function adjustDeliveryCount(
   tx: Tx,
   endpointId: number,
   status: DeliveryStatus,
@@ -80,7 +135,8 @@ export async function count(
     .execute();
 }
 
-export interface Restart {
+/** Which of an endpoint's deliveries a move applies to (beside their status). */
+export interface DeliverySelection {
   /** Only deliveries whose event was recorded at or after this time (unix seconds). */
   since?: number;
   /** Only this delivery. */
@@ -89,15 +145,16 @@ export interface Restart {
 
 /**
  * Moves an endpoint's deliveries in `from` to `to`. Moving to `pending` starts a fresh schedule,
- * due now; moving anywhere else clears the schedule. Returns how many moved.
+ * due now; moving anywhere else clears the schedule. Any lease is dropped, so a worker holding one
+ * leaves the delivery where this put it. Returns how many moved.
  */
 export async function moveDeliveries(
   tx: Tx,
   endpointId: number,
-  from: DeliveryStatus[],
+  from: readonly DeliveryStatus[],
   to: DeliveryStatus,
   now: number,
-  only: Restart = {},
+  only: DeliverySelection = {},
 ): Promise<number> {
   let moved = 0;
   for (const status of from) {
@@ -121,10 +178,22 @@ export async function moveDeliveries(
       );
     }
     const n = Number((await query.executeTakeFirst()).numUpdatedRows);
-    await count(tx, endpointId, status, -n);
-    await count(tx, endpointId, to, n);
+    await adjustDeliveryCount(tx, endpointId, status, -n);
+    await adjustDeliveryCount(tx, endpointId, to, n);
     moved += n;
   }
   if (to === "pending" && moved > 0) tx.changes.deliveries = true;
   return moved;
 }
+
+/** Holds an endpoint's queued deliveries (it was disabled): they wait until it is enabled. */
+export const holdDeliveries = (tx: Tx, endpointId: number, now: number) =>
+  moveDeliveries(tx, endpointId, ["pending", "failed"], "held", now);
+
+/** Sends what was held for an endpoint (it was enabled again), on a fresh schedule due now. */
+export const releaseHeldDeliveries = (tx: Tx, endpointId: number, now: number) =>
+  moveDeliveries(tx, endpointId, ["held"], "pending", now);
+
+/** Cancels every delivery still waiting to be sent to an endpoint (it was deleted). */
+export const cancelDeliveries = (tx: Tx, endpointId: number, now: number) =>
+  moveDeliveries(tx, endpointId, ["pending", "failed", "held"], "cancelled", now);

@@ -1,5 +1,12 @@
 import { type TSchema, Type } from "typebox";
-import { catalog, type EventType, feedOf, renderExample } from "../catalog/catalog.js";
+import {
+  catalog,
+  type EventType,
+  feedOf,
+  type Overrides,
+  render,
+  renderExample,
+} from "../catalog/catalog.js";
 import type { EventRow } from "../store/schema.js";
 import { toIso } from "../time.js";
 
@@ -12,10 +19,10 @@ export function webhookPayload(
 ): string {
   const data = JSON.parse(event.data) as unknown;
   const base = { id: event.public_id, type: event.type, created_at: toIso(event.occurred_at), data };
-  const feed = feedOf(event.type as EventType);
-  if (!feed) return JSON.stringify(base);
-  const overrides = event.overrides === null ? {} : (JSON.parse(event.overrides) as object);
-  const { title, body, link } = { ...feed.render(data), ...overrides };
+  const overrides = event.overrides === null ? null : (JSON.parse(event.overrides) as Overrides);
+  const rendered = render(event.type as EventType, data, overrides);
+  if (!rendered) return JSON.stringify(base);
+  const { title, body, link } = rendered;
   return JSON.stringify({ ...base, title, body, link });
 }
 

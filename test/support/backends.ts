@@ -1,10 +1,10 @@
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { migrate } from "../../src/store/migrate.js";
 import { openStore, type Store, type StoreOptions } from "../../src/store/store.js";
+import { createPgDatabase } from "./pg-database.js";
 
 /**
  * The backends every store-touching suite runs on. PostgreSQL is 127.0.0.1:5432 (or
@@ -52,22 +52,7 @@ export async function freshDatabase(backend: BackendName): Promise<{ url: string
       drop: async () => rmSync(dir, { recursive: true, force: true }),
     };
   }
-  const name = `belfry_test_${randomBytes(6).toString("hex")}`;
-  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(PG_ADMIN_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
+  return createPgDatabase(PG_ADMIN_URL);
 }
 
 export async function openTestStore(backend: BackendName, options: StoreOptions = {}): Promise<TestStore> {

@@ -1,10 +1,9 @@
-import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, expect } from "vitest";
 import type { WebhookConfig } from "../../src/config.js";
 import { type DeliveryWorker, startDeliveryWorker } from "../../src/delivery/worker.js";
-import type { Resolve } from "../../src/webhooks/address-policy.js";
+import type { Resolve } from "../../src/network/address-policy.js";
 import type { BackendName } from "./backends.js";
 import { type Harness, startHarness } from "./harness.js";
 import { type Receiver, startReceiver, testWebhooks, waitFor } from "./receiver.js";
@@ -13,12 +12,6 @@ import { type Receiver, startReceiver, testWebhooks, waitFor } from "./receiver.
 export const PACKAGE_VERSION = (
   JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
 ).version;
-
-/** The Standard Webhooks signature, computed here from the spec rather than with src/. */
-export function independentSignature(secret: string, id: string, timestamp: string, body: string): string {
-  const key = Buffer.from(secret.slice("whsec_".length), "base64");
-  return `v1,${createHmac("sha256", key).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
-}
 
 /** Everything a worker logged; a test ends by expecting it empty. */
 export interface CollectingLog {

@@ -1,8 +1,9 @@
 import { expect } from "vitest";
-import { FEED_TYPES, type FeedModel, type Item, type ItemOutcome, iso } from "./feed-model.js";
+import { FEED_TYPES, type FeedModel, type Item, type ItemOutcome } from "./feed-model.js";
 import { type Cmd, checkAll, expectEnvelope, FEED, type Real, send, tick } from "./feed-model-real.js";
 import { ADMIN_TOKEN } from "./harness.js";
 import { describePlan, type ItemPlan, resolvePlan } from "./ingest-plans.js";
+import { iso } from "./iso.js";
 
 /** The feed model suite's commands that change state: ingest, batch ingest, mark read, mutes. */
 

@@ -1,10 +1,12 @@
+import { iso } from "./iso.js";
+
 /**
- * A tiny in-memory model of users' feeds, written from the contract alone (not from src/): what
+ * A tiny in-memory model of users' feeds, written from the documented API alone (not from src/): what
  * ingest, batch ingest, mark-read, mark-all-read and mutes do, and what every read must then
  * answer. test/feed-model.test.ts drives the real API and this model side by side.
  */
 
-/** The five feed types of the contract. */
+/** The feed types, listed here rather than imported so that the model stays independent of src/. */
 export const FEED_TYPES = [
   "system.payment.received",
   "system.balance.notify.dispatched",
@@ -61,8 +63,6 @@ export const money = (cents: number) =>
     minimumFractionDigits: 2,
     maximumFractionDigits: 2,
   })}`;
-
-export const iso = (s: number) => `${new Date(s * 1000).toISOString().slice(0, 19)}Z`;
 
 function render(b: EventBody): { title: string; body: string; link: string | null } {
   const d = b.data as {

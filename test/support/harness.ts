@@ -34,6 +34,8 @@ export interface Harness {
   userWithKey(name?: string): Promise<{ id: number; email: string; key: string; keyId: number }>;
   /** Ingests a payment event for `userId` and returns the 202 body. */
   pay(userId: number, id: string, data?: object, extra?: object): Promise<Response>;
+  /** Ingests a low-balance event for `userId` and returns the 202 body. */
+  lowBalance(userId: number, id: string, data?: object, extra?: object): Promise<Response>;
   close(): Promise<void>;
 }
 
@@ -73,6 +75,11 @@ export async function startHarness(
     }
     return { status: r.statusCode, headers: r.headers, text: r.body, json };
   };
+  const ingest = (type: string, userId: number, id: string, data: object, extra: object) =>
+    request("POST", "/admin/v1/events", {
+      key: ADMIN_TOKEN,
+      body: { id, type, user_id: userId, data, ...extra },
+    });
   const harness: Harness = {
     backend,
     store: test.store,
@@ -94,10 +101,9 @@ export async function startHarness(
       return { id: u.json.id, email: u.json.email, key: k.json.key, keyId: k.json.id };
     },
     pay: (userId, id, data = { amount_cents: 2500, balance_cents: 3140 }, extra = {}) =>
-      request("POST", "/admin/v1/events", {
-        key: ADMIN_TOKEN,
-        body: { id, type: "system.payment.received", user_id: userId, data, ...extra },
-      }),
+      ingest("system.payment.received", userId, id, data, extra),
+    lowBalance: (userId, id, data = { balance_cents: 420, threshold_cents: 1000 }, extra = {}) =>
+      ingest("system.balance.notify.dispatched", userId, id, data, extra),
     async close() {
       await fastify.close();
       await test.drop();
@@ -106,7 +112,7 @@ export async function startHarness(
   return harness;
 }
 
-/** True when `r` is the SPEC's error envelope with this status and type. */
+/** True when `r` is the error envelope with this status and type. */
 export function isEnvelope(r: Response, status: number, type: string): boolean {
   return (
     r.status === status &&

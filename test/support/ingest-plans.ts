@@ -1,5 +1,6 @@
 import fc from "fast-check";
-import { type EventBody, type FeedModel, type Item, iso, LOW_BALANCE, PAYMENT } from "./feed-model.js";
+import { type EventBody, type FeedModel, type Item, LOW_BALANCE, PAYMENT } from "./feed-model.js";
+import { iso } from "./iso.js";
 
 /**
  * Generated plans for ingest items, for the feed model suite. A plan is what fast-check generates

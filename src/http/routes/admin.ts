@@ -2,14 +2,6 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Deps } from "../../deps.js";
 import {
-  IngestBatchRequest,
-  IngestBatchResult,
-  IngestRequest,
-  IngestResult,
-  ingestBatch,
-  ingestEvent,
-} from "../../events/ingest.js";
-import {
   ApiKey,
   CreateKeyRequest,
   CreateOrgKeyRequest,
@@ -32,6 +24,13 @@ import {
 import { CreateSessionRequest, createSession, endSessions, Session } from "../../identity/sessions.js";
 import { CreateUserRequest, createUser, UpdateUserRequest, User, updateUser } from "../../identity/users.js";
 import { checkedId, PathId } from "../../ids.js";
+import { ingestBatch, ingestEvent } from "../../ingest/ingest.js";
+import {
+  IngestBatchRequest,
+  IngestBatchResult,
+  IngestRequest,
+  IngestResult,
+} from "../../ingest/ingest-request.js";
 import { noBody } from "../no-body.js";
 import { operation } from "../operation.js";
 

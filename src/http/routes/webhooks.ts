@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { Type } from "typebox";
 import type { Deps } from "../../deps.js";
 import { checkedId, PathId, pathId } from "../../ids.js";
+import { sendTestEvent } from "../../ingest/test-event.js";
 import { PageQuery, pageParams, type Query } from "../../query-params.js";
 import {
   DeliveryPage,
@@ -11,9 +12,8 @@ import {
   QueuedDelivery,
   RecoverRequest,
   Requeued,
-  recover,
+  recoverDeliveries,
   redeliver,
-  sendTest,
 } from "../../webhooks/deliveries.js";
 import {
   CreateWebhookEndpointRequest,
@@ -178,7 +178,7 @@ export async function webhookRoutes(app: FastifyInstance, deps: Deps): Promise<v
       }),
     },
     async (request, reply) =>
-      reply.code(202).send(await sendTest(deps, principal(request).userId, endpointId(request.params))),
+      reply.code(202).send(await sendTestEvent(deps, principal(request).userId, endpointId(request.params))),
   );
   app.get(
     "/api/v1/me/webhooks/:id/deliveries",
@@ -241,6 +241,8 @@ export async function webhookRoutes(app: FastifyInstance, deps: Deps): Promise<v
     async (request, reply) =>
       reply
         .code(202)
-        .send(await recover(deps, principal(request).userId, endpointId(request.params), request.body)),
+        .send(
+          await recoverDeliveries(deps, principal(request).userId, endpointId(request.params), request.body),
+        ),
   );
 }

@@ -1,8 +1,8 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { LookupFunction } from "node:net";
+import type { ResolvedAddress } from "../network/address-policy.js";
 import type { ErrorClass } from "../store/schema.js";
-import type { ResolvedAddress } from "../webhooks/address-policy.js";
 
 /** How much of a response body an attempt keeps. */
 export const RESPONSE_BODY_LIMIT = 2048;
@@ -24,7 +24,7 @@ export interface AttemptOutcome {
  * second DNS lookup can swap it) with TLS verified against the URL's host name. Redirects are not
  * followed. Any 2xx is success; the whole attempt gets `timeoutMs`.
  */
-export function send(
+export function postWebhook(
   url: URL,
   target: ResolvedAddress,
   headers: Record<string, string>,

@@ -1,140 +1,35 @@
-import { type Static, type TSchema, Type } from "typebox";
-import { catalog, type EventType, INGEST_TYPES } from "../catalog/catalog.js";
+import type { Overrides } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { ApiError, conflict, invalidRequest, notFound } from "../errors.js";
-import { PositiveId, StringEnum } from "../schemas.js";
+import { EVENT_COLUMNS, type EventInput, eventRow, type RecordedEvent } from "../events/event-row.js";
+import { fanOut } from "../events/fan-out.js";
+import { memberDirectory } from "../identity/memberships.js";
+import { existingUserIds } from "../identity/users.js";
 import { insertMany } from "../store/insert-many.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
-import { type Validator, validator } from "../validation.js";
-import { fanOut, type RecordedEvent } from "./fan-out.js";
 import { fingerprint } from "./fingerprint.js";
-import { EVENT_COLUMNS, type EventInput, eventRow, type Overrides } from "./raise.js";
+import {
+  type IngestBatchResult,
+  type IngestResult,
+  type ITEM_ERROR_TYPES,
+  validateBatch,
+  validateData,
+  validateRequest,
+} from "./ingest-request.js";
 
 const MAX_FUTURE_SECONDS = 24 * 60 * 60;
 /** Rows per multi-row statement, far below both backends' bound-parameter limits. */
 const CHUNK = 500;
 
-/** A console-relative path: one leading `/` (not `//` or `/\`, which browsers treat as a host). */
-const LINK_MESSAGE =
-  "must be a path that starts with a single / and has no whitespace (at most 2048 characters)";
-export const Link = Type.String({
-  maxLength: 2048,
-  pattern: "^/(?![/\\\\])[^\\s\\x00-\\x1f\\x7f]*$",
-  errorMessage: LINK_MESSAGE,
-});
-
-export const IngestRequest = Type.Object(
-  {
-    id: Type.String({
-      pattern: "^[A-Za-z0-9._:-]{1,128}$",
-      errorMessage: "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' or '-'",
-    }),
-    type: StringEnum(INGEST_TYPES, {
-      errorMessage: `must be one of the ingestible types: ${INGEST_TYPES.join(", ")}`,
-    }),
-    user_id: PositiveId,
-    data: Type.Object(
-      {},
-      {
-        description:
-          "The event's data, checked against its type's schema in the catalog (extra fields are kept).",
-      },
-    ),
-    occurred_at: Type.Optional(
-      Type.String({
-        maxLength: 64,
-        description:
-          "RFC 3339 with any offset (default now), normalised to UTC, fractions truncated; at most 24 h ahead. Becomes the notification's created_at.",
-      }),
-    ),
-    title: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 200, description: "Overrides the rendered title." }),
-    ),
-    body: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 2000, description: "Overrides the rendered body." }),
-    ),
-    link: Type.Optional(Type.Union([Link, Type.Null()], { errorMessage: `${LINK_MESSAGE}, or null` })),
-  },
-  {
-    additionalProperties: false,
-    examples: INGEST_TYPES.map((type, i) => ({
-      id: `evt-${1001 + i}`,
-      type,
-      user_id: 7,
-      data: catalog[type].example,
-    })),
-  },
-);
-export type IngestRequest = Static<typeof IngestRequest>;
-
-export const IngestResult = Type.Object(
-  {
-    id: Type.String(),
-    duplicate: Type.Boolean({ description: "true: this id was already ingested with the same content." }),
-    notifications: Type.Integer({
-      description: "Feed rows this call created (0 when muted or a duplicate).",
-    }),
-  },
-  { examples: [{ id: "evt-1001", duplicate: false, notifications: 1 }] },
-);
-export type IngestResult = Static<typeof IngestResult>;
-
-const validateRequest = validator(IngestRequest);
-const validateData: Partial<Record<EventType, Validator<TSchema>>> = Object.fromEntries(
-  INGEST_TYPES.map((t) => [t, validator(catalog[t].data)]),
-);
-
-export const MAX_BATCH = 1000;
-export const IngestBatchRequest = Type.Object(
-  {
-    events: Type.Array(
-      Type.Unknown({
-        description:
-          "An event exactly as POST /admin/v1/events takes it. Each is checked on its own: one that fails is reported in its place in `results`, and the others land.",
-      }),
-      { minItems: 1, maxItems: MAX_BATCH },
-    ),
-  },
-  {
-    additionalProperties: false,
-    examples: [
-      {
-        events: INGEST_TYPES.map((type, i) => ({
-          id: `evt-${1001 + i}`,
-          type,
-          user_id: 7,
-          data: catalog[type].example,
-        })),
-      },
-    ],
-  },
-);
-/** What a batch item can fail with: its own validation, an unknown user, a reused id. */
-const ITEM_ERROR_TYPES = ["invalid_request_error", "not_found_error", "conflict_error"] as const;
-const BatchItemError = Type.Object({
-  id: Type.Union([Type.String(), Type.Null()], {
-    description: "The item's id, or null when it had no string id.",
-  }),
-  error: Type.Object({
-    type: StringEnum(ITEM_ERROR_TYPES),
-    message: Type.String({ description: "Starts with events[i]:, the item's index." }),
-  }),
-});
-export const IngestBatchResult = Type.Object({
-  results: Type.Array(Type.Union([IngestResult, BatchItemError])),
-});
-export type IngestBatchResult = Static<typeof IngestBatchResult>;
-const validateBatch = validator(IngestBatchRequest);
-
 /** An ingest request that passed validation: the event to record and its content fingerprint. */
-interface Prepared {
+interface ValidIngest {
   id: string;
   event: EventInput & { idempotencyKey: string; fingerprint: string; userId: number };
 }
 
 /** Validates one request body (400s) and turns it into the event to record. */
-function prepare(body: unknown, now: number): Prepared {
+function parseIngest(body: unknown, now: number): ValidIngest {
   const req = validateRequest.parse(body);
   validateData[req.type]?.parse(req.data, "data");
   const occurredAt = req.occurred_at === undefined ? now : parseOccurredAt(req.occurred_at, now);
@@ -167,16 +62,14 @@ function prepare(body: unknown, now: number): Prepared {
 type Outcome = IngestResult | ApiError;
 
 /**
- * Records prepared events in the caller's transaction, in order: for each, the user must exist
+ * Records validated events in the caller's transaction, in order: for each, the user must exist
  * (404), then the id — new, a duplicate (same content), or a conflict (409). New events are fanned
  * out together. Checks that fail are returned as errors; nothing here fails the transaction.
  */
-async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
+async function recordIngested(tx: Tx, items: ValidIngest[]): Promise<Outcome[]> {
   const { trx } = tx;
   const userIds = [...new Set(items.map((p) => p.event.userId))];
-  const users = new Set(
-    (await trx.selectFrom("users").select("id").where("id", "in", userIds).execute()).map((u) => u.id),
-  );
+  const users = await existingUserIds(trx, userIds);
   const known = items.filter((p) => users.has(p.event.userId));
   // Every new id is inserted; an id already taken (or repeated in this batch) is skipped. With
   // concurrent requests for one id, PostgreSQL makes the later ones wait here for the first to
@@ -221,7 +114,7 @@ async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
       );
     }
   }
-  const added = await fanOut(tx, recorded);
+  const added = await fanOut(tx, memberDirectory(trx), recorded);
   fresh.forEach((index, i) => {
     (outcomes[index] as IngestResult).notifications = added[i] ?? 0;
   });
@@ -239,8 +132,8 @@ async function apply(tx: Tx, items: Prepared[]): Promise<Outcome[]> {
  *   data: { amount_cents: 2500, balance_cents: 3140 } });
  */
 export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResult> {
-  const prepared = prepare(body, deps.clock());
-  const [outcome] = await transact(deps.store, (tx) => apply(tx, [prepared]));
+  const valid = parseIngest(body, deps.clock());
+  const [outcome] = await transact(deps.store, (tx) => recordIngested(tx, [valid]));
   if (outcome instanceof ApiError || outcome === undefined) throw outcome;
   countIngested(deps, [outcome]);
   return outcome;
@@ -264,11 +157,11 @@ export async function ingestBatch(deps: Deps, body: unknown): Promise<IngestBatc
   const { events } = validateBatch.parse(body);
   const now = deps.clock();
   const results: (Outcome | undefined)[] = [];
-  const valid: Prepared[] = [];
+  const valid: ValidIngest[] = [];
   const slots: number[] = [];
   events.forEach((item, index) => {
     try {
-      valid.push(prepare(item, now));
+      valid.push(parseIngest(item, now));
       slots.push(index);
       results.push(undefined);
     } catch (error) {
@@ -277,7 +170,7 @@ export async function ingestBatch(deps: Deps, body: unknown): Promise<IngestBatc
     }
   });
   if (valid.length > 0) {
-    const outcomes = await transact(deps.store, (tx) => apply(tx, valid));
+    const outcomes = await transact(deps.store, (tx) => recordIngested(tx, valid));
     countIngested(deps, outcomes);
     outcomes.forEach((outcome, i) => {
       const slot = slots[i] as number;

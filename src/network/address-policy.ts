@@ -1,6 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
-import { parseCidr } from "../config.js";
+import { parseCidr } from "./cidr.js";
 
 /** A resolved address of a host. */
 export interface ResolvedAddress {

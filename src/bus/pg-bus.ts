@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
-import { type ChangeBus, decodeChanges, encodeChanges, LocalListeners } from "./bus.js";
+import type { ChangeBus } from "./change-bus.js";
+import { LocalListeners } from "./local-bus.js";
+import { decodeChanges, encodeChanges } from "./wire.js";
 
 const CHANNEL = "belfry_changes";
 /**

@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConnectionOptions, NatsConnection } from "nats";
-import { type ChangeBus, decodeChanges, encodeChanges, LocalListeners } from "./bus.js";
+import type { ChangeBus } from "./change-bus.js";
+import { LocalListeners } from "./local-bus.js";
 import type { BusLog } from "./pg-bus.js";
+import { decodeChanges, encodeChanges } from "./wire.js";
 
 /** Where changes travel unless `BELFRY_BUS_SUBJECT` names another subject. */
 export const DEFAULT_BUS_SUBJECT = "belfry.changes";

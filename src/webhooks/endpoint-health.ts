@@ -1,0 +1,39 @@
+import type { Tx } from "../store/transaction.js";
+
+/**
+ * An endpoint's failure streak and automatic disabling, as delivery attempts report them. The
+ * caller holds the endpoint's lock (see outbox-claims.ts `lockClaimedDelivery`).
+ */
+
+/** A 2xx ends the endpoint's failure streak. */
+export async function markEndpointHealthy(tx: Tx, endpointId: number): Promise<void> {
+  await tx.trx
+    .updateTable("webhook_endpoints")
+    .set({ failing_since: null })
+    .where("id", "=", endpointId)
+    .execute();
+}
+
+/**
+ * A failed attempt: the streak starts (or goes on) at `failingSince`, and with `disable` the
+ * endpoint is switched off for that reason unless it already is.
+ */
+export async function markEndpointFailing(
+  tx: Tx,
+  endpointId: number,
+  {
+    failingSince,
+    disable,
+    alreadyDisabled,
+    now,
+  }: { failingSince: number; disable?: "gone" | "failing"; alreadyDisabled: boolean; now: number },
+): Promise<void> {
+  await tx.trx
+    .updateTable("webhook_endpoints")
+    .set({
+      failing_since: failingSince,
+      ...(disable && !alreadyDisabled && { disabled_at: now, disabled_reason: disable }),
+    })
+    .where("id", "=", endpointId)
+    .execute();
+}
