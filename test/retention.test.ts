@@ -10,7 +10,11 @@ describe.each(BACKENDS)("retention on %s", (backend) => {
   let h: Harness;
   let now = 1_800_000_000;
   beforeAll(async () => {
-    h = await startHarness(backend, { clock: () => now });
+    h = await startHarness(backend, {
+      clock: () => now,
+      clockMs: () => now * 1000,
+      resolve: async () => [{ address: "93.184.216.34", family: 4 }],
+    });
   });
   afterAll(() => h.close());
 
@@ -90,5 +94,52 @@ describe.each(BACKENDS)("retention on %s", (backend) => {
     expect(rows).toHaveLength(5);
     expect((await get("/api/v1/me/notifications/unread-count", u.key)).json.count).toBe(5);
     expect((await get("/api/v1/me/notifications", u.key)).json.total).toBe(5);
+  });
+
+  it("deletes finished deliveries and their events, keeps waiting ones with theirs", async () => {
+    const u = await h.userWithKey();
+    const hook = async () =>
+      (
+        await h.request("POST", "/api/v1/me/webhooks", {
+          key: u.key,
+          body: { url: "https://hooks.example.com/x" },
+        })
+      ).json.id as number;
+    now = 1_800_000_000 - 50 * DAY;
+    const gone = await hook();
+    const kept = await hook();
+    for (let i = 0; i < 4; i++) await h.pay(u.id, `d-${u.id}-${i}`, data);
+    // Deleting an endpoint cancels its deliveries: finished, 50 days ago.
+    expect((await h.request("DELETE", `/api/v1/me/webhooks/${gone}`, { key: u.key })).status).toBeLessThan(
+      300,
+    );
+    now = 1_800_000_000;
+    const result = await prunePass(h.deps, 30, { batchSize: 3 });
+    expect(result.webhook_deliveries).toBe(4);
+    expect(result.notifications).toBeGreaterThanOrEqual(4);
+    const left = await h.store.db
+      .selectFrom("webhook_deliveries")
+      .select(["endpoint_id", "status", "event_id"])
+      .where("endpoint_id", "in", [gone, kept])
+      .execute();
+    expect(left.map((d) => [d.endpoint_id, d.status])).toEqual(Array(4).fill([kept, "pending"]));
+    // Their events stay while a delivery still refers to them.
+    const events = await h.store.db
+      .selectFrom("events")
+      .select("id")
+      .where(
+        "id",
+        "in",
+        left.map((d) => d.event_id),
+      )
+      .execute();
+    expect(events).toHaveLength(4);
+    const counters = await h.store.db
+      .selectFrom("webhook_delivery_counters")
+      .select(["endpoint_id", "status", "count"])
+      .where("endpoint_id", "in", [gone, kept])
+      .where("count", "!=", 0)
+      .execute();
+    expect(counters.map((c) => [c.endpoint_id, c.status, Number(c.count)])).toEqual([[kept, "pending", 4]]);
   });
 });
