@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { prunePass } from "../src/retention/prune.js";
+import { startRetention } from "../src/retention/scheduler.js";
 import { BACKENDS } from "./support/backends.js";
 import { type Harness, startHarness } from "./support/harness.js";
 
@@ -141,5 +142,24 @@ describe.each(BACKENDS)("retention on %s", (backend) => {
       .where("count", "!=", 0)
       .execute();
     expect(counters.map((c) => [c.endpoint_id, c.status, Number(c.count)])).toEqual([[kept, "pending", 4]]);
+  });
+
+  it("runs a pass as soon as the scheduler starts, and stops cleanly", async () => {
+    const u = await h.userWithKey();
+    now = 1_800_000_000 - 45 * DAY;
+    for (let i = 0; i < 3; i++) await h.pay(u.id, `s-${u.id}-${i}`, data);
+    now = 1_800_000_000;
+    const logged: string[] = [];
+    const log = {
+      info: (_: object, msg: string) => logged.push(msg),
+      warn: (_: object, msg: string) => logged.push(msg),
+    };
+    const scheduler = startRetention(h.deps, 30, log);
+    const first = await scheduler.firstPass;
+    await scheduler.stop();
+    expect(first?.notifications).toBe(3);
+    expect(logged).toEqual(["retention pruned old rows"]);
+    expect(await recount(u.id)).toEqual([]);
+    expect((await get("/api/v1/me/notifications/unread-count", u.key)).json.count).toBe(0);
   });
 });
