@@ -44,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     ),
     corsOrigins: corsOrigins(text("BELFRY_CORS_ORIGINS")),
     bus: busConfig(text("BELFRY_BUS_URL"), text("BELFRY_BUS_SUBJECT")),
+    retentionDays: retentionDays(text("BELFRY_RETENTION_DAYS")),
     webhooks: loadWebhookConfig(text),
     limits: loadLimits(text),
     ...overrides,
@@ -126,6 +127,12 @@ function busConfig(url: string | undefined, subject: string | undefined): BusCon
     );
   }
   return { url, subject: subject ?? DEFAULT_BUS_SUBJECT };
+}
+
+/** `BELFRY_RETENTION_DAYS`: unset keeps everything; otherwise a whole number of days, 1 to 100 years. */
+function retentionDays(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  return integer("BELFRY_RETENTION_DAYS", value, 0, 1, 36_500);
 }
 
 function trustProxy(value: string | undefined): boolean | string {

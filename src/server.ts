@@ -6,6 +6,7 @@ import { startDeliveryWorker } from "./delivery/worker.js";
 import { createDeps } from "./deps.js";
 import { buildApp } from "./http/app.js";
 import { loggerOptions } from "./http/logger.js";
+import { type RetentionScheduler, startRetention } from "./retention/scheduler.js";
 import { openMigratedStore } from "./store/open-migrated-store.js";
 import type { Store, StoreOptions } from "./store/store.js";
 import { SERVING_TIMEOUTS } from "./store/store-timeouts.js";
@@ -62,13 +63,16 @@ export interface RunningServer {
   app: FastifyInstance;
   store: Store;
   url: string;
+  /** The background pruning, when `BELFRY_RETENTION_DAYS` is set. */
+  retention: RetentionScheduler | undefined;
   /** Stops accepting connections, lets in-flight requests finish, then closes the store. */
   close(): Promise<void>;
 }
 
 /**
- * Opens the store, migrates it, serves the API and (unless `BELFRY_WEBHOOK_WORKER=false`) runs
- * webhook delivery workers in-process. Prints where it listens and, when
+ * Opens the store, migrates it, serves the API, (unless `BELFRY_WEBHOOK_WORKER=false`) runs
+ * webhook delivery workers in-process and, with `BELFRY_RETENTION_DAYS` set, prunes old rows in
+ * the background. Prints where it listens and, when
  * `BELFRY_ADMIN_TOKEN` was not given, the admin token it generated (once; it is never logged).
  */
 export async function startServer(
@@ -123,13 +127,17 @@ export async function startServer(
       print(`Admin token (generated for this run, kept in memory only): ${adminToken}`);
     }
     const worker = config.webhooks.runWorker ? startDeliveryWorker(deps, app.log) : undefined;
+    const retention =
+      config.retentionDays === undefined ? undefined : startRetention(deps, config.retentionDays, app.log);
     const running = app;
     return {
       app: running,
       store,
       url,
+      retention,
       close: async () => {
         await running.close();
+        await retention?.stop();
         await worker?.stop();
         redis?.disconnect();
         await store.close();

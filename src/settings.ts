@@ -23,6 +23,11 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** Share committed changes over NATS (`BELFRY_BUS_URL`); unset → LISTEN/NOTIFY or in-process. */
   readonly bus: BusConfig | undefined;
+  /**
+   * Days notifications, events and finished webhook deliveries are kept before the background
+   * pruning deletes them (`BELFRY_RETENTION_DAYS`); unset → kept for ever.
+   */
+  readonly retentionDays: number | undefined;
   readonly webhooks: WebhookConfig;
   readonly limits: LimitConfig;
 }
@@ -89,6 +94,7 @@ export const DEFAULTS = {
   sseHeartbeatS: 15,
   corsOrigins: [],
   bus: undefined,
+  retentionDays: undefined,
   webhooks: {
     allowHttp: false,
     timeoutMs: 10_000,
@@ -177,6 +183,12 @@ export const SETTINGS: readonly Setting[] = [
     name: "BELFRY_BUS_SUBJECT",
     default: "belfry.changes",
     description: "the NATS subject of the change bus (deployments sharing one NATS each need their own)",
+  },
+  {
+    name: "BELFRY_RETENTION_DAYS",
+    default: "unset",
+    description:
+      "days to keep notifications, events and finished webhook deliveries; older ones are pruned in the background (unset: keep everything)",
   },
   {
     name: "BELFRY_WEBHOOK_WORKER",

@@ -154,3 +154,17 @@ export async function readFeedSummary(db: Executor, userId: number, type?: strin
     unread: rows.reduce((sum, r) => sum + (r.unread ?? 0), 0),
   };
 }
+
+/**
+ * {@link bumpFeedVersion} for several users whose rows changed without a new newest row (retention
+ * deleted some), in one statement.
+ */
+export async function bumpFeedVersionsOf(tx: Tx, userIds: readonly number[]): Promise<void> {
+  if (userIds.length === 0) return;
+  await tx.trx
+    .updateTable("feed_states")
+    .set((eb) => ({ version: eb("version", "+", 1) }))
+    .where("user_id", "in", userIds)
+    .execute();
+  for (const userId of userIds) tx.changes.feeds.add(userId);
+}

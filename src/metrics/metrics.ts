@@ -66,6 +66,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly retentionDeleted = new Counter({
+    name: "belfry_retention_deleted_total",
+    help: "Rows deleted by retention (BELFRY_RETENTION_DAYS), by table: notifications, events, webhook_deliveries, webhook_attempts.",
+    labelNames: ["table"] as const,
+    registers: [this.registry],
+  });
+
   /** Starts reading `sources` at each scrape, and collects the process and Node.js metrics. */
   observe(sources: MetricSources): void {
     collectDefaultMetrics({ register: this.registry });

@@ -1,6 +1,8 @@
 import type { EventType } from "../catalog/catalog.js";
+import { forUpdate } from "../store/for-update.js";
 import { bulkColumns, insertMany } from "../store/insert-many.js";
 import type { DeliveryStatus } from "../store/schema.js";
+import type { Executor } from "../store/store.js";
 import type { Tx } from "../store/transaction.js";
 
 /**
@@ -197,3 +199,82 @@ export const releaseHeldDeliveries = (tx: Tx, endpointId: number, now: number) =
 /** Cancels every delivery still waiting to be sent to an endpoint (it was deleted). */
 export const cancelDeliveries = (tx: Tx, endpointId: number, now: number) =>
   moveDeliveries(tx, endpointId, ["pending", "failed", "held"], "cancelled", now);
+
+/** Statuses a delivery never leaves by itself: only these are pruned. */
+const FINISHED: DeliveryStatus[] = ["succeeded", "exhausted", "cancelled"];
+
+/**
+ * Retention's side of the outbox: deletes up to `limit` finished deliveries (succeeded, exhausted
+ * or cancelled) that last changed before `cutoff` (unix seconds), with all their attempts, and
+ * takes them off the per-endpoint counts, in the caller's transaction. Returns how many
+ * deliveries and attempts it deleted. Deliveries still waiting (pending, failed, held) are kept
+ * however old, with their attempts: they may yet be sent.
+ *
+ * It locks the endpoints first, in ascending order, as every writer of deliveries does, so a
+ * redelivery moving the same rows cannot deadlock with it, then reads the candidates again: one
+ * moved back to pending meanwhile stays.
+ */
+export async function pruneDeliveries(
+  tx: Tx,
+  cutoff: number,
+  limit: number,
+): Promise<{ deliveries: number; attempts: number }> {
+  const candidates = await tx.trx
+    .selectFrom("webhook_deliveries")
+    .select(["id", "endpoint_id"])
+    .where("status", "in", FINISHED)
+    .where("updated_at", "<", cutoff)
+    .orderBy("updated_at")
+    .limit(limit)
+    .execute();
+  if (candidates.length === 0) return { deliveries: 0, attempts: 0 };
+  const endpoints = [...new Set(candidates.map((c) => c.endpoint_id))].sort((a, b) => a - b);
+  await forUpdate(
+    tx,
+    tx.trx.selectFrom("webhook_endpoints").select("id").where("id", "in", endpoints).orderBy("id"),
+  ).execute();
+  // Under the endpoint locks nothing moves these deliveries: what this reads is what goes.
+  const gone = await tx.trx
+    .selectFrom("webhook_deliveries")
+    .select(["id", "endpoint_id", "status"])
+    .where(
+      "id",
+      "in",
+      candidates.map((c) => c.id),
+    )
+    .where("status", "in", FINISHED)
+    .where("updated_at", "<", cutoff)
+    .execute();
+  if (gone.length === 0) return { deliveries: 0, attempts: 0 };
+  const ids = gone.map((g) => g.id);
+  // Attempts first: the foreign key is checked at the end of each statement.
+  const attempts = await tx.trx
+    .deleteFrom("webhook_attempts")
+    .where("delivery_id", "in", ids)
+    .executeTakeFirst();
+  await tx.trx.deleteFrom("webhook_deliveries").where("id", "in", ids).execute();
+  const counts = new Map<string, { endpointId: number; status: DeliveryStatus; n: number }>();
+  for (const g of gone) {
+    const key = `${g.endpoint_id} ${g.status}`;
+    const c = counts.get(key) ?? { endpointId: g.endpoint_id, status: g.status, n: 0 };
+    c.n++;
+    counts.set(key, c);
+  }
+  const sorted = [...counts.values()].sort(
+    (a, b) => a.endpointId - b.endpointId || a.status.localeCompare(b.status),
+  );
+  for (const c of sorted) await adjustDeliveryCount(tx, c.endpointId, c.status, -c.n);
+  return { deliveries: gone.length, attempts: Number(attempts.numDeletedRows) };
+}
+
+/** Which of `eventIds` still have deliveries (retention keeps those events). */
+export async function eventsWithDeliveries(db: Executor, eventIds: readonly number[]): Promise<Set<number>> {
+  if (eventIds.length === 0) return new Set();
+  const rows = await db
+    .selectFrom("webhook_deliveries")
+    .select("event_id")
+    .distinct()
+    .where("event_id", "in", eventIds)
+    .execute();
+  return new Set(rows.map((r) => r.event_id));
+}
