@@ -111,13 +111,13 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
       .execute();
     return Object.fromEntries(rows.filter((r) => r.count !== 0).map((r) => [r.status, Number(r.count)]));
   }
-  const bump = (endpointId: number, status: DeliveryStatus, delta: number) =>
+  const bump = (userId: number, endpointId: number, status: DeliveryStatus, delta: number) =>
     db
       .insertInto("webhook_delivery_counters")
-      .values({ endpoint_id: endpointId, status, count: delta })
+      .values({ user_id: userId, endpoint_id: endpointId, status, count: delta })
       .onConflict((oc) =>
         oc
-          .columns(["endpoint_id", "status"])
+          .columns(["user_id", "endpoint_id", "status"])
           .doUpdateSet((eb) => ({ count: eb("webhook_delivery_counters.count", "+", delta) })),
       )
       .execute();
@@ -134,8 +134,8 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
       .set({ status, next_attempt_at_ms })
       .where("id", "=", id)
       .execute();
-    await bump(before.endpoint_id, before.status, -1);
-    await bump(before.endpoint_id, status, 1);
+    await bump(before.user_id, before.endpoint_id, before.status, -1);
+    await bump(before.user_id, before.endpoint_id, status, 1);
   }
   /** Ingests one payment for `u`; returns the delivery it queued for `endpointId`. */
   async function pay(u: User, endpointId: number, tag: string): Promise<number> {
@@ -494,6 +494,7 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
       ...failure,
       error_class: "http_status" as const,
       delivery_id: ids[1]!,
+      user_id: u.id,
       attempted_at: now,
     };
     await db.insertInto("webhook_attempts").values(attempt).execute();

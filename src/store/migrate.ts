@@ -5,6 +5,7 @@ import * as readMarks from "./migrations/0003-read-marks.js";
 import * as streamTickets from "./migrations/0004-stream-tickets.js";
 import * as sessions from "./migrations/0005-sessions.js";
 import * as ticketGenerations from "./migrations/0006-stream-ticket-generations.js";
+import * as citusReady from "./migrations/0008-citus-ready.js";
 import type { Store } from "./store.js";
 
 const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
@@ -14,6 +15,7 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
   "0004-stream-tickets": streamTickets,
   "0005-sessions": sessions,
   "0006-stream-ticket-generations": ticketGenerations,
+  "0008-citus-ready": citusReady,
 };
 
 /**
