@@ -87,26 +87,46 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
   async function create(u: User, body: object = {}) {
     const r = await post(u, { url: HOOK, ...body });
     expect(r.status, r.text).toBe(201);
+    owners.set(r.json.id, u.id);
     return { ...r.json, disabled_reason: null };
   }
 
-  const deliveriesOf = (endpointId: number) =>
-    db
+  // Whose each endpoint and delivery is: the store is read as the service reads it, user by user.
+  const owners = new Map<number, number>();
+  const deliveryOwners = new Map<number, number>();
+  const ownerOf = (endpointId: number) => {
+    const userId = owners.get(endpointId);
+    if (userId === undefined) throw new Error(`endpoint ${endpointId} was not made by create()`);
+    return userId;
+  };
+  async function deliveriesOf(endpointId: number) {
+    const userId = ownerOf(endpointId);
+    const rows = await db
       .selectFrom("webhook_deliveries as d")
       .innerJoin("events as e", "e.id", "d.event_id")
       .select(["d.id", "d.status", "e.type"])
+      .where("d.user_id", "=", userId)
       .where("d.endpoint_id", "=", endpointId)
       .orderBy("d.id")
       .execute();
+    for (const r of rows) deliveryOwners.set(r.id, userId);
+    return rows;
+  }
   const statusesOf = async (endpointId: number) => (await deliveriesOf(endpointId)).map((d) => d.status);
   const typesOf = async (endpointId: number) => (await deliveriesOf(endpointId)).map((d) => d.type);
   const endpointRow = (id: number) =>
-    db.selectFrom("webhook_endpoints").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+    db
+      .selectFrom("webhook_endpoints")
+      .selectAll()
+      .where("user_id", "=", ownerOf(id))
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
   /** The endpoint's non-zero delivery counters, by status. */
   async function countersOf(id: number) {
     const rows = await db
       .selectFrom("webhook_delivery_counters")
       .selectAll()
+      .where("user_id", "=", ownerOf(id))
       .where("endpoint_id", "=", id)
       .execute();
     return Object.fromEntries(rows.filter((r) => r.count !== 0).map((r) => [r.status, Number(r.count)]));
@@ -123,15 +143,18 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
       .execute();
   /** Moves a delivery to `status` in the store, as a worker would, keeping the counters exact. */
   async function setStatus(id: number, status: DeliveryStatus) {
+    const userId = deliveryOwners.get(id) ?? -1;
     const before = await db
       .selectFrom("webhook_deliveries")
       .selectAll()
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .executeTakeFirstOrThrow();
     const next_attempt_at_ms = status === "failed" ? (now + 60) * 1000 : null;
     await db
       .updateTable("webhook_deliveries")
       .set({ status, next_attempt_at_ms })
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .execute();
     await bump(before.user_id, before.endpoint_id, before.status, -1);

@@ -1,0 +1,57 @@
+/**
+ * The rule the SQL capture checks (see sql-capture-setup.ts): every statement that touches a
+ * table sharded by user names the user, so on Citus it runs on one node. Tables sharded by
+ * another key must name that key. A short list of statements may span users, each for a reason.
+ */
+
+/** Sharded tables and the column a statement about them must filter on (or insert). */
+export const SHARD_KEYS: Record<string, string> = {
+  notifications: "user_id",
+  feed_states: "user_id",
+  feed_counters: "user_id",
+  feed_read_marks: "user_id",
+  webhook_endpoints: "user_id",
+  webhook_deliveries: "user_id",
+  webhook_attempts: "user_id",
+  webhook_delivery_counters: "user_id",
+  stream_tickets: "secret_hash",
+};
+
+/** Statements that may span users, and why. */
+export const SPANNING: { reason: string; match: RegExp }[] = [
+  {
+    reason: "migrations rewrite whole tables once, on the coordinator",
+    match:
+      /^(alter table|create (unique )?index|drop (index|table)|create (table|sequence)|select setval|update "?(feed_states|webhook_)\w* set "?(last_id|user_id|bucket)"? = |insert into "?stream_tickets_next)/i,
+  },
+  {
+    reason:
+      "authentication reads the credential (a reference table) with its user's feed version; Citus joins it per user",
+    match:
+      /from "(api_keys|sessions)" as "[kt]" inner join "feed_states" as "s" on "s"\."user_id" = "[kt]"\."user_id"/,
+  },
+  {
+    reason: "the worker's claim finds due deliveries of any user (by claim bucket on Citus)",
+    match: /^update "webhook_deliveries" set "lease_token"/,
+  },
+  {
+    reason: "the operator's queue depth counts every user's due deliveries (metrics)",
+    match: /^select count\(\*\) as "depth"/,
+  },
+  {
+    reason: "expired stream tickets are swept by expiry, whoever they belong to",
+    match: /^delete from "stream_tickets" where "expires_at" </,
+  },
+];
+
+/** Why `statement` breaks the rule, or undefined when it keeps it (or is allowed to span). */
+export function spanningViolation(statement: string): string | undefined {
+  const s = statement.replace(/\s+/g, " ").trim();
+  if (SPANNING.some((a) => a.match.test(s))) return undefined;
+  for (const [table, key] of Object.entries(SHARD_KEYS)) {
+    if (!new RegExp(`"${table}"`).test(s)) continue;
+    const named = new RegExp(`"${key}" (=|in) |"${key}" = any|\\("${key}"|, "${key}"`).test(s);
+    if (!named) return `touches ${table} without a ${key} predicate`;
+  }
+  return undefined;
+}
