@@ -1,7 +1,8 @@
 import { forUpdate } from "../store/for-update.js";
+import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import type { DeliveryStatus, ErrorClass } from "../store/schema.js";
-import type { Executor } from "../store/store.js";
-import type { Tx } from "../store/transaction.js";
+import type { Executor, Store } from "../store/store.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { adjustDeliveryCount } from "./outbox.js";
 
 /**
@@ -20,13 +21,27 @@ export interface Claimed {
   leaseUntilMs: number;
 }
 
+/** Where a worker's next claim starts: the claim bucket after the last one it took from. */
+export interface ClaimCursor {
+  bucket: number;
+}
+
+/** A cursor at a random bucket, so workers start spread over the queue. */
+export const newClaimCursor = (): ClaimCursor => ({ bucket: Math.floor(Math.random() * CLAIM_BUCKETS) });
+
 /**
  * Claims up to `limit` due deliveries (pending or failed, due by `nowMs`, with no live lease)
- * under one new lease, soonest due first. Concurrent claimers skip each other's rows
- * (`SKIP LOCKED` on PostgreSQL), so no delivery is claimed twice.
+ * under one new lease, walking the claim buckets from the cursor's (soonest due first within a
+ * bucket) and moving the cursor past the last bucket it took from.
+ *
+ * First a plain read finds whose deliveries are due; then each user's are leased by a statement
+ * of their own, filtered by user (`FOR UPDATE SKIP LOCKED` on PostgreSQL), which on Citus runs on
+ * that user's shard alone — Citus cannot lock rows across shards. Concurrent claimers skip each
+ * other's rows, so no delivery is claimed twice, and workers at different buckets rarely meet.
  */
 export async function claimDueDeliveries(
-  tx: Tx,
+  store: Store,
+  cursor: ClaimCursor,
   {
     limit,
     nowMs,
@@ -34,22 +49,57 @@ export async function claimDueDeliveries(
     leaseToken,
   }: { limit: number; nowMs: number; leaseMs: number; leaseToken: string },
 ): Promise<Claimed[]> {
-  const due = tx.trx
-    .selectFrom("webhook_deliveries")
-    .select("id")
-    .where("status", "in", ["pending", "failed"])
-    .where("next_attempt_at_ms", "<=", nowMs)
-    .where((eb) => eb.or([eb("lease_until_ms", "is", null), eb("lease_until_ms", "<", nowMs)]))
+  const due = (db: Executor) =>
+    db
+      .selectFrom("webhook_deliveries")
+      .where("status", "in", ["pending", "failed"])
+      .where("next_attempt_at_ms", "<=", nowMs)
+      .where((eb) => eb.or([eb("lease_until_ms", "is", null), eb("lease_until_ms", "<", nowMs)]));
+  const from = cursor.bucket;
+  const found = await due(store.db)
+    .select(["user_id", "bucket"])
+    .where("bucket", ">=", from)
+    .orderBy("bucket")
     .orderBy("next_attempt_at_ms")
-    .limit(limit);
-  const leaseUntilMs = nowMs + leaseMs;
-  const rows = await tx.trx
-    .updateTable("webhook_deliveries")
-    .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
-    .where("id", "in", forUpdate(tx, due, { skipLocked: true }))
-    .returning(["id", "user_id"])
+    .limit(limit)
     .execute();
-  return rows.map((r) => ({ id: r.id, userId: r.user_id, leaseToken, leaseUntilMs }));
+  if (found.length < limit && from > 0) {
+    const wrapped = await due(store.db)
+      .select(["user_id", "bucket"])
+      .where("bucket", "<", from)
+      .orderBy("bucket")
+      .orderBy("next_attempt_at_ms")
+      .limit(limit - found.length)
+      .execute();
+    found.push(...wrapped);
+  }
+  const last = found.at(-1);
+  cursor.bucket = last === undefined ? from : (last.bucket + 1) % CLAIM_BUCKETS;
+  const leaseUntilMs = nowMs + leaseMs;
+  const claimed: Claimed[] = [];
+  for (const userId of new Set(found.map((r) => r.user_id))) {
+    const room = limit - claimed.length;
+    if (room <= 0) break;
+    const rows = await transact(store, (tx) =>
+      tx.trx
+        .updateTable("webhook_deliveries")
+        .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
+        .where("user_id", "=", userId)
+        .where(
+          "id",
+          "in",
+          forUpdate(
+            tx,
+            due(tx.trx).select("id").where("user_id", "=", userId).orderBy("next_attempt_at_ms").limit(room),
+            { skipLocked: true },
+          ),
+        )
+        .returning("id")
+        .execute(),
+    );
+    for (const r of rows) claimed.push({ id: r.id, userId, leaseToken, leaseUntilMs });
+  }
+  return claimed;
 }
 
 /** What an attempt of a delivery needs: its endpoint (URL, secrets, state) and its event. */
