@@ -1,20 +1,15 @@
+import { KEYED_TABLES, USER_TABLES } from "../../src/store/distribute-citus.js";
+
 /**
  * The rule the SQL capture checks (see sql-capture-setup.ts): every statement that touches a
  * table sharded by user names the user, so on Citus it runs on one node. Tables sharded by
  * another key must name that key. A short list of statements may span users, each for a reason.
  */
 
-/** Sharded tables and the column a statement about them must filter on (or insert). */
+/** Sharded tables and the column a statement about them must filter on (or insert): as Citus places them. */
 export const SHARD_KEYS: Record<string, string> = {
-  notifications: "user_id",
-  feed_states: "user_id",
-  feed_counters: "user_id",
-  feed_read_marks: "user_id",
-  webhook_endpoints: "user_id",
-  webhook_deliveries: "user_id",
-  webhook_attempts: "user_id",
-  webhook_delivery_counters: "user_id",
-  stream_tickets: "secret_hash",
+  ...Object.fromEntries(USER_TABLES.map((t) => [t, "user_id"])),
+  ...KEYED_TABLES,
 };
 
 /** Statements that may span users, and why. */
