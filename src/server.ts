@@ -86,6 +86,10 @@ export async function startServer(
   const store = await openMigratedStore(
     config.databaseUrl,
     storeOptions(config, { warn: (obj, msg) => app?.log.warn(obj, msg) }),
+    // Distributing the schema on Citus is a one-time event worth a line at start-up.
+    (done) => {
+      for (const line of done) if (line.startsWith("citus:")) print(line);
+    },
   );
   try {
     const adminToken = config.adminToken ?? `bfa_${randomBytes(32).toString("base64url")}`;

@@ -121,6 +121,7 @@ describe.each(BACKENDS)("retention on %s", (backend) => {
     const left = await h.store.db
       .selectFrom("webhook_deliveries")
       .select(["endpoint_id", "status", "event_id"])
+      .where("user_id", "=", u.id)
       .where("endpoint_id", "in", [gone, kept])
       .execute();
     expect(left.map((d) => [d.endpoint_id, d.status])).toEqual(Array(4).fill([kept, "pending"]));
@@ -138,6 +139,7 @@ describe.each(BACKENDS)("retention on %s", (backend) => {
     const counters = await h.store.db
       .selectFrom("webhook_delivery_counters")
       .select(["endpoint_id", "status", "count"])
+      .where("user_id", "=", u.id)
       .where("endpoint_id", "in", [gone, kept])
       .where("count", "!=", 0)
       .execute();

@@ -87,55 +87,78 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
   async function create(u: User, body: object = {}) {
     const r = await post(u, { url: HOOK, ...body });
     expect(r.status, r.text).toBe(201);
+    owners.set(r.json.id, u.id);
     return { ...r.json, disabled_reason: null };
   }
 
-  const deliveriesOf = (endpointId: number) =>
-    db
+  // Whose each endpoint and delivery is: the store is read as the service reads it, user by user.
+  const owners = new Map<number, number>();
+  const deliveryOwners = new Map<number, number>();
+  const ownerOf = (endpointId: number) => {
+    const userId = owners.get(endpointId);
+    if (userId === undefined) throw new Error(`endpoint ${endpointId} was not made by create()`);
+    return userId;
+  };
+  async function deliveriesOf(endpointId: number) {
+    const userId = ownerOf(endpointId);
+    const rows = await db
       .selectFrom("webhook_deliveries as d")
       .innerJoin("events as e", "e.id", "d.event_id")
       .select(["d.id", "d.status", "e.type"])
+      .where("d.user_id", "=", userId)
       .where("d.endpoint_id", "=", endpointId)
       .orderBy("d.id")
       .execute();
+    for (const r of rows) deliveryOwners.set(r.id, userId);
+    return rows;
+  }
   const statusesOf = async (endpointId: number) => (await deliveriesOf(endpointId)).map((d) => d.status);
   const typesOf = async (endpointId: number) => (await deliveriesOf(endpointId)).map((d) => d.type);
   const endpointRow = (id: number) =>
-    db.selectFrom("webhook_endpoints").selectAll().where("id", "=", id).executeTakeFirstOrThrow();
+    db
+      .selectFrom("webhook_endpoints")
+      .selectAll()
+      .where("user_id", "=", ownerOf(id))
+      .where("id", "=", id)
+      .executeTakeFirstOrThrow();
   /** The endpoint's non-zero delivery counters, by status. */
   async function countersOf(id: number) {
     const rows = await db
       .selectFrom("webhook_delivery_counters")
       .selectAll()
+      .where("user_id", "=", ownerOf(id))
       .where("endpoint_id", "=", id)
       .execute();
     return Object.fromEntries(rows.filter((r) => r.count !== 0).map((r) => [r.status, Number(r.count)]));
   }
-  const bump = (endpointId: number, status: DeliveryStatus, delta: number) =>
+  const bump = (userId: number, endpointId: number, status: DeliveryStatus, delta: number) =>
     db
       .insertInto("webhook_delivery_counters")
-      .values({ endpoint_id: endpointId, status, count: delta })
+      .values({ user_id: userId, endpoint_id: endpointId, status, count: delta })
       .onConflict((oc) =>
         oc
-          .columns(["endpoint_id", "status"])
+          .columns(["user_id", "endpoint_id", "status"])
           .doUpdateSet((eb) => ({ count: eb("webhook_delivery_counters.count", "+", delta) })),
       )
       .execute();
   /** Moves a delivery to `status` in the store, as a worker would, keeping the counters exact. */
   async function setStatus(id: number, status: DeliveryStatus) {
+    const userId = deliveryOwners.get(id) ?? -1;
     const before = await db
       .selectFrom("webhook_deliveries")
       .selectAll()
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .executeTakeFirstOrThrow();
     const next_attempt_at_ms = status === "failed" ? (now + 60) * 1000 : null;
     await db
       .updateTable("webhook_deliveries")
       .set({ status, next_attempt_at_ms })
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .execute();
-    await bump(before.endpoint_id, before.status, -1);
-    await bump(before.endpoint_id, status, 1);
+    await bump(before.user_id, before.endpoint_id, before.status, -1);
+    await bump(before.user_id, before.endpoint_id, status, 1);
   }
   /** Ingests one payment for `u`; returns the delivery it queued for `endpointId`. */
   async function pay(u: User, endpointId: number, tag: string): Promise<number> {
@@ -494,6 +517,7 @@ describe.each(BACKENDS)("webhooks API on %s", (backend) => {
       ...failure,
       error_class: "http_status" as const,
       delivery_id: ids[1]!,
+      user_id: u.id,
       attempted_at: now,
     };
     await db.insertInto("webhook_attempts").values(attempt).execute();

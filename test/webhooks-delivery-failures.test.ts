@@ -293,7 +293,12 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
         `http://[fd00::1]:${port}/hooks`,
       ];
       for (const url of urls) {
-        await h.store.db.updateTable("webhook_endpoints").set({ url }).where("id", "=", ep.id).execute();
+        await h.store.db
+          .updateTable("webhook_endpoints")
+          .set({ url })
+          .where("user_id", "=", u.id)
+          .where("id", "=", ep.id)
+          .execute();
         const sent = await h.request("POST", `/api/v1/me/webhooks/${ep.id}/test`, { key: u.key });
         expect(sent.status, url).toBe(202);
         const attempts = await attemptsOf(h, u, ep.id, sent.json.delivery_id);
@@ -405,6 +410,7 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
     const rows = await h.store.db
       .selectFrom("webhook_deliveries")
       .select(["status", "next_attempt_at_ms"])
+      .where("user_id", "=", u.id)
       .where("endpoint_id", "=", ep.id)
       .execute();
     expect(rows).toEqual([{ status: "cancelled", next_attempt_at_ms: null }]);

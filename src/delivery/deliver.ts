@@ -38,7 +38,7 @@ const USER_AGENT = `Belfry-Webhooks/${VERSION}`;
 export async function deliver(deps: Deps, claimed: Claimed, stopping?: AbortSignal): Promise<void> {
   const retry = { clockMs: deps.clockMs, ...(stopping && { signal: stopping }) };
   const readBy = claimed.leaseUntilMs - deps.webhooks.timeoutMs - LEASE_SAFETY_MS;
-  const row = await retryUnavailable(() => readDeliveryTarget(deps.store.db, claimed.id), {
+  const row = await retryUnavailable(() => readDeliveryTarget(deps.store.db, claimed), {
     until: readBy,
     ...retry,
   });
@@ -110,13 +110,14 @@ async function record(deps: Deps, claimed: Claimed, attempt: Attempt): Promise<v
   await transact(deps.store, async (tx) => {
     const d = await lockClaimedDelivery(tx, claimed);
     if (!d) return;
+    const endpoint = { userId: d.userId, endpointId: d.endpointId };
     const now = deps.clock();
     const nowMs = deps.clockMs();
-    await recordAttempt(tx, claimed.id, attempt);
+    await recordAttempt(tx, claimed, attempt);
     if (!d.leased) return;
     const scheduleStep = d.scheduleStep + 1;
     if (attempt.errorClass === null) {
-      await markEndpointHealthy(tx, d.endpointId);
+      await markEndpointHealthy(tx, endpoint);
       await releaseDelivery(tx, d, "succeeded", { scheduleStep, nextAttemptAtMs: null, now });
       return;
     }
@@ -124,7 +125,7 @@ async function record(deps: Deps, claimed: Claimed, attempt: Attempt): Promise<v
     let disable: "gone" | "failing" | undefined;
     if (attempt.status === 410) disable = "gone";
     else if (now - failingSince >= webhooks.disableAfterS) disable = "failing";
-    await markEndpointFailing(tx, d.endpointId, {
+    await markEndpointFailing(tx, endpoint, {
       failingSince,
       ...(disable && { disable }),
       alreadyDisabled: d.endpoint.disabledAt !== null,
@@ -140,6 +141,6 @@ async function record(deps: Deps, claimed: Claimed, attempt: Attempt): Promise<v
       nextAttemptAtMs: to === "failed" ? nowMs + (wait ?? 0) : null,
       now,
     });
-    if (disable) await holdDeliveries(tx, d.endpointId, now);
+    if (disable) await holdDeliveries(tx, endpoint, now);
   });
 }

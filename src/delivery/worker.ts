@@ -1,8 +1,12 @@
 import { randomBytes } from "node:crypto";
 import type { Deps } from "../deps.js";
 import { isUnavailable } from "../store/store.js";
-import { transact } from "../store/transaction.js";
-import { type Claimed, claimDueDeliveries } from "../webhooks/outbox-claims.js";
+import {
+  type ClaimCursor,
+  type Claimed,
+  claimDueDeliveries,
+  newClaimCursor,
+} from "../webhooks/outbox-claims.js";
 import { deliver } from "./deliver.js";
 
 /** Where a worker reports what it cannot handle itself. */
@@ -36,6 +40,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   let running = true;
   let inFlight = 0;
   let storeAway = false;
+  const cursor = newClaimCursor();
   const stopping = new AbortController();
   // A nudge that arrives while the loop is busy is remembered, so the next idle() returns at once.
   let nudged = false;
@@ -67,7 +72,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       let claimed: Claimed[] = [];
       if (free > 0) {
         try {
-          claimed = await claimDue(deps, free, timeoutMs + LEASE_MARGIN_MS);
+          claimed = await claimDue(deps, cursor, free, timeoutMs + LEASE_MARGIN_MS);
           if (storeAway) log.info?.({}, "store is back; webhook delivery resumes");
           storeAway = false;
         } catch (error) {
@@ -112,10 +117,10 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
 }
 
 /** Claims up to `limit` due deliveries under a new lease. */
-function claimDue(deps: Deps, limit: number, leaseMs: number): Promise<Claimed[]> {
+function claimDue(deps: Deps, cursor: ClaimCursor, limit: number, leaseMs: number): Promise<Claimed[]> {
   const leaseToken = randomBytes(12).toString("hex");
   const nowMs = deps.clockMs();
-  return transact(deps.store, (tx) => claimDueDeliveries(tx, { limit, nowMs, leaseMs, leaseToken }));
+  return claimDueDeliveries(deps.store, cursor, { limit, nowMs, leaseMs, leaseToken });
 }
 
 const errorFacts = (error: unknown) =>

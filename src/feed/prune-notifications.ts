@@ -33,6 +33,7 @@ export async function pruneNotifications(tx: Tx, cutoff: number, limit: number):
   // locks: what the delete returns is what the counters lose.
   const deleted = await tx.trx
     .deleteFrom("notifications")
+    .where("user_id", "in", users)
     .where(
       "id",
       "in",

@@ -20,7 +20,7 @@ export async function sendTestEvent(deps: Deps, userId: number, endpointId: numb
       occurredAt: now,
       createdAt: now,
     });
-    const id = await queueDelivery(tx, endpointId, eventId, endpoint.disabled_at !== null, now);
+    const id = await queueDelivery(tx, { userId, endpointId }, eventId, endpoint.disabled_at !== null, now);
     return { delivery_id: id };
   });
 }

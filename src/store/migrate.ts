@@ -1,4 +1,5 @@
 import { type Kysely, type Migration, Migrator } from "kysely";
+import { distributeForCitus } from "./distribute-citus.js";
 import * as initial from "./migrations/0001-initial.js";
 import * as webhooks from "./migrations/0002-webhooks.js";
 import * as readMarks from "./migrations/0003-read-marks.js";
@@ -6,6 +7,7 @@ import * as streamTickets from "./migrations/0004-stream-tickets.js";
 import * as sessions from "./migrations/0005-sessions.js";
 import * as ticketGenerations from "./migrations/0006-stream-ticket-generations.js";
 import * as retention from "./migrations/0007-retention.js";
+import * as citusReady from "./migrations/0008-citus-ready.js";
 import type { Store } from "./store.js";
 
 const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
@@ -16,6 +18,7 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
   "0005-sessions": sessions,
   "0006-stream-ticket-generations": ticketGenerations,
   "0007-retention": retention,
+  "0008-citus-ready": citusReady,
 };
 
 /**
@@ -23,7 +26,9 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
  * every pending migration in one transaction, under an advisory lock on PostgreSQL and, on SQLite,
  * as a `BEGIN IMMEDIATE` transaction (see sqlite-dialect.ts).
  *
- * @returns the names of the migrations this call applied.
+ * On a database with the citus extension it then distributes the schema (distribute-citus.ts).
+ *
+ * @returns the names of the migrations this call applied, and a line per table it distributed.
  */
 export async function migrate(store: Store): Promise<string[]> {
   const provider = {
@@ -37,5 +42,7 @@ export async function migrate(store: Store): Promise<string[]> {
   };
   const { error, results = [] } = await new Migrator({ db: store.db, provider }).migrateToLatest();
   if (error) throw error;
-  return results.filter((r) => r.status === "Success").map((r) => r.migrationName);
+  const applied = results.filter((r) => r.status === "Success").map((r) => r.migrationName);
+  // On a Citus coordinator, the (idempotent) distribution follows: nothing to run by hand.
+  return [...applied, ...(await distributeForCitus(store))];
 }

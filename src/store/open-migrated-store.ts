@@ -10,16 +10,23 @@ import { PATIENT_TIMEOUTS } from "./store-timeouts.js";
  * @example
  * const store = await openMigratedStore(process.env.DATABASE_URL, { timeouts: SERVING_TIMEOUTS });
  */
-export async function openMigratedStore(url: string | undefined, options: StoreOptions): Promise<Store> {
+export async function openMigratedStore(
+  url: string | undefined,
+  options: StoreOptions,
+  /** Told what migrating did (migrations applied, tables distributed on Citus), when anything. */
+  report?: (done: string[]) => void,
+): Promise<Store> {
   if (url === "file::memory:") {
     // An in-memory database exists only on its own connection: migrate that one.
     const store = openStore(url, options);
-    await migrate(store);
+    const done = await migrate(store);
+    if (done.length > 0) report?.(done);
     return store;
   }
   const migrating = openStore(url, { ...options, timeouts: PATIENT_TIMEOUTS });
   try {
-    await migrate(migrating);
+    const done = await migrate(migrating);
+    if (done.length > 0) report?.(done);
   } finally {
     await migrating.close();
   }

@@ -168,6 +168,10 @@ export type DeliveryStatus = "pending" | "succeeded" | "failed" | "exhausted" | 
 
 export interface WebhookDeliveriesTable {
   id: Generated<number>;
+  /** The endpoint's user: every statement about one user's deliveries names it. */
+  user_id: number;
+  /** The claim bucket, `user_id % CLAIM_BUCKETS`: workers claim due deliveries bucket by bucket. */
+  bucket: number;
   endpoint_id: number;
   event_id: number;
   status: DeliveryStatus;
@@ -185,6 +189,7 @@ export type ErrorClass = "timeout" | "dns" | "refused" | "tls" | "http_status" |
 
 export interface WebhookAttemptsTable {
   id: Generated<number>;
+  user_id: number;
   delivery_id: number;
   /** 1, 2, … across every schedule of the delivery. */
   number: number;
@@ -197,6 +202,7 @@ export interface WebhookAttemptsTable {
 }
 
 export interface WebhookDeliveryCountersTable {
+  user_id: number;
   endpoint_id: number;
   status: DeliveryStatus;
   count: number;

@@ -77,6 +77,7 @@ export async function listDeliveries(
   const counts = await db
     .selectFrom("webhook_delivery_counters")
     .select("count")
+    .where("user_id", "=", userId)
     .where("endpoint_id", "=", endpointId)
     .where("status", "in", statuses)
     .execute();
@@ -86,19 +87,34 @@ export async function listDeliveries(
   if (offset < total) {
     let query = db
       .selectFrom("webhook_deliveries as d")
-      .innerJoin("events as e", "e.id", "d.event_id")
-      .select(["d.id", "d.status", "d.next_attempt_at_ms", "d.created_at", "e.public_id", "e.type"])
+      .select(["d.id", "d.event_id", "d.status", "d.next_attempt_at_ms", "d.created_at"])
+      .where("d.user_id", "=", userId)
       .where("d.endpoint_id", "=", endpointId);
     query = filter.status
       ? query.where("d.status", "=", filter.status)
       : query.where("d.status", "!=", "cancelled");
     const rows = await query.orderBy("d.id", "desc").limit(filter.pageSize).offset(offset).execute();
+    // Events are read by id on their own: on Citus they live apart from the user's shard.
+    const events =
+      rows.length === 0
+        ? []
+        : await db
+            .selectFrom("events")
+            .select(["id", "public_id", "type"])
+            .where(
+              "id",
+              "in",
+              rows.map((r) => r.event_id),
+            )
+            .execute();
+    const eventOf = new Map(events.map((e) => [e.id, e]));
     const attempts =
       rows.length === 0
         ? []
         : await db
             .selectFrom("webhook_attempts")
             .selectAll()
+            .where("user_id", "=", userId)
             .where(
               "delivery_id",
               "in",
@@ -106,24 +122,29 @@ export async function listDeliveries(
             )
             .orderBy("number")
             .execute();
-    items = rows.map((r) => ({
-      id: r.id,
-      event_id: r.public_id,
-      event_type: r.type as Delivery["event_type"],
-      status: r.status as Delivery["status"], // cancelled rows are filtered out above
-      next_attempt_at: r.next_attempt_at_ms === null ? null : toIso(Math.ceil(r.next_attempt_at_ms / 1000)),
-      created_at: toIso(r.created_at),
-      attempts: attempts
-        .filter((a) => a.delivery_id === r.id)
-        .map((a) => ({
-          number: a.number,
-          attempted_at: toIso(a.attempted_at),
-          response_status: a.response_status,
-          response_body: a.response_body,
-          latency_ms: a.latency_ms,
-          error_class: a.error_class,
-        })),
-    }));
+    // (A delivery whose event is gone is left out, as the join it replaces left it out.)
+    items = rows.flatMap((r) => {
+      const e = eventOf.get(r.event_id);
+      if (!e) return [];
+      return {
+        id: r.id,
+        event_id: e.public_id,
+        event_type: e.type as Delivery["event_type"],
+        status: r.status as Delivery["status"], // cancelled rows are filtered out above
+        next_attempt_at: r.next_attempt_at_ms === null ? null : toIso(Math.ceil(r.next_attempt_at_ms / 1000)),
+        created_at: toIso(r.created_at),
+        attempts: attempts
+          .filter((a) => a.delivery_id === r.id)
+          .map((a) => ({
+            number: a.number,
+            attempted_at: toIso(a.attempted_at),
+            response_status: a.response_status,
+            response_body: a.response_body,
+            latency_ms: a.latency_ms,
+            error_class: a.error_class,
+          })),
+      };
+    });
   }
   return { items, total, page: filter.page, page_size: filter.pageSize };
 }
@@ -138,7 +159,9 @@ export async function redeliver(deps: Deps, userId: number, endpointId: number, 
   return transact(deps.store, async (tx) => {
     const endpoint = await lockEndpoint(tx, userId, endpointId);
     const to = restartedStatus(endpoint.disabled_at);
-    const moved = await moveDeliveries(tx, endpointId, [...DELIVERY_STATUSES], to, now, { deliveryId });
+    const moved = await moveDeliveries(tx, { userId, endpointId }, [...DELIVERY_STATUSES], to, now, {
+      deliveryId,
+    });
     if (moved === 0) throw notFound("No such delivery for this endpoint.");
     return { delivery_id: deliveryId };
   });
@@ -157,7 +180,7 @@ export async function recoverDeliveries(deps: Deps, userId: number, endpointId: 
   return transact(deps.store, async (tx) => {
     const endpoint = await lockEndpoint(tx, userId, endpointId);
     const to = restartedStatus(endpoint.disabled_at);
-    const requeued = await moveDeliveries(tx, endpointId, ["failed", "exhausted"], to, now, {
+    const requeued = await moveDeliveries(tx, { userId, endpointId }, ["failed", "exhausted"], to, now, {
       since: sinceSeconds,
     });
     return { requeued };

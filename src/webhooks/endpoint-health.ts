@@ -1,4 +1,5 @@
 import type { Tx } from "../store/transaction.js";
+import type { EndpointRef } from "./outbox.js";
 
 /**
  * An endpoint's failure streak and automatic disabling, as delivery attempts report them. The
@@ -6,10 +7,11 @@ import type { Tx } from "../store/transaction.js";
  */
 
 /** A 2xx ends the endpoint's failure streak. */
-export async function markEndpointHealthy(tx: Tx, endpointId: number): Promise<void> {
+export async function markEndpointHealthy(tx: Tx, { userId, endpointId }: EndpointRef): Promise<void> {
   await tx.trx
     .updateTable("webhook_endpoints")
     .set({ failing_since: null })
+    .where("user_id", "=", userId)
     .where("id", "=", endpointId)
     .execute();
 }
@@ -20,7 +22,7 @@ export async function markEndpointHealthy(tx: Tx, endpointId: number): Promise<v
  */
 export async function markEndpointFailing(
   tx: Tx,
-  endpointId: number,
+  { userId, endpointId }: EndpointRef,
   {
     failingSince,
     disable,
@@ -34,6 +36,7 @@ export async function markEndpointFailing(
       failing_since: failingSince,
       ...(disable && !alreadyDisabled && { disabled_at: now, disabled_reason: disable }),
     })
+    .where("user_id", "=", userId)
     .where("id", "=", endpointId)
     .execute();
 }

@@ -206,15 +206,16 @@ export async function updateEndpoint(deps: Deps, userId: number, id: number, bod
     if (req.description !== undefined) changes.description = req.description;
     if (req.enabled === false && before.disabled_at === null) {
       Object.assign(changes, { disabled_at: now, disabled_reason: "manual" });
-      await holdDeliveries(tx, id, now);
+      await holdDeliveries(tx, { userId, endpointId: id }, now);
     }
     if (req.enabled === true && before.disabled_at !== null) {
       Object.assign(changes, { disabled_at: null, disabled_reason: null, failing_since: null });
-      await releaseHeldDeliveries(tx, id, now);
+      await releaseHeldDeliveries(tx, { userId, endpointId: id }, now);
     }
     const row = await tx.trx
       .updateTable("webhook_endpoints")
       .set(changes)
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .returningAll()
       .executeTakeFirstOrThrow();
@@ -230,9 +231,10 @@ export async function deleteEndpoint(deps: Deps, userId: number, id: number): Pr
     await tx.trx
       .updateTable("webhook_endpoints")
       .set({ deleted_at: now, updated_at: now })
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .execute();
-    await cancelDeliveries(tx, id, now);
+    await cancelDeliveries(tx, { userId, endpointId: id }, now);
   });
 }
 
@@ -250,6 +252,7 @@ export async function rotateSecret(deps: Deps, userId: number, id: number) {
         previous_secret_until: now + deps.webhooks.rotationOverlapS,
         updated_at: now,
       })
+      .where("user_id", "=", userId)
       .where("id", "=", id)
       .execute();
     return { secret };

@@ -1,7 +1,8 @@
 import { forUpdate } from "../store/for-update.js";
+import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import type { DeliveryStatus, ErrorClass } from "../store/schema.js";
-import type { Executor } from "../store/store.js";
-import type { Tx } from "../store/transaction.js";
+import type { Executor, Store } from "../store/store.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { adjustDeliveryCount } from "./outbox.js";
 
 /**
@@ -13,18 +14,34 @@ import { adjustDeliveryCount } from "./outbox.js";
 /** A delivery a worker holds the lease of. */
 export interface Claimed {
   id: number;
+  /** The delivery's user: every later statement about it names the user (one shard on Citus). */
+  userId: number;
   leaseToken: string;
   /** When the lease runs out (epoch ms) and another worker may take the delivery over. */
   leaseUntilMs: number;
 }
 
+/** Where a worker's next claim starts: the claim bucket after the last one it took from. */
+export interface ClaimCursor {
+  bucket: number;
+}
+
+/** A cursor at a random bucket, so workers start spread over the queue. */
+export const newClaimCursor = (): ClaimCursor => ({ bucket: Math.floor(Math.random() * CLAIM_BUCKETS) });
+
 /**
  * Claims up to `limit` due deliveries (pending or failed, due by `nowMs`, with no live lease)
- * under one new lease, soonest due first. Concurrent claimers skip each other's rows
- * (`SKIP LOCKED` on PostgreSQL), so no delivery is claimed twice.
+ * under one new lease, walking the claim buckets from the cursor's (soonest due first within a
+ * bucket) and moving the cursor past the last bucket it took from.
+ *
+ * First a plain read finds whose deliveries are due; then each user's are leased by a statement
+ * of their own, filtered by user (`FOR UPDATE SKIP LOCKED` on PostgreSQL), which on Citus runs on
+ * that user's shard alone — Citus cannot lock rows across shards. Concurrent claimers skip each
+ * other's rows, so no delivery is claimed twice, and workers at different buckets rarely meet.
  */
 export async function claimDueDeliveries(
-  tx: Tx,
+  store: Store,
+  cursor: ClaimCursor,
   {
     limit,
     nowMs,
@@ -32,45 +49,89 @@ export async function claimDueDeliveries(
     leaseToken,
   }: { limit: number; nowMs: number; leaseMs: number; leaseToken: string },
 ): Promise<Claimed[]> {
-  const due = tx.trx
-    .selectFrom("webhook_deliveries")
-    .select("id")
-    .where("status", "in", ["pending", "failed"])
-    .where("next_attempt_at_ms", "<=", nowMs)
-    .where((eb) => eb.or([eb("lease_until_ms", "is", null), eb("lease_until_ms", "<", nowMs)]))
+  const due = (db: Executor) =>
+    db
+      .selectFrom("webhook_deliveries")
+      .where("status", "in", ["pending", "failed"])
+      .where("next_attempt_at_ms", "<=", nowMs)
+      .where((eb) => eb.or([eb("lease_until_ms", "is", null), eb("lease_until_ms", "<", nowMs)]));
+  const from = cursor.bucket;
+  const found = await due(store.db)
+    .select(["user_id", "bucket"])
+    .where("bucket", ">=", from)
+    .orderBy("bucket")
     .orderBy("next_attempt_at_ms")
-    .limit(limit);
-  const leaseUntilMs = nowMs + leaseMs;
-  const rows = await tx.trx
-    .updateTable("webhook_deliveries")
-    .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
-    .where("id", "in", forUpdate(tx, due, { skipLocked: true }))
-    .returning("id")
+    .limit(limit)
     .execute();
-  return rows.map((r) => ({ id: r.id, leaseToken, leaseUntilMs }));
+  if (found.length < limit && from > 0) {
+    const wrapped = await due(store.db)
+      .select(["user_id", "bucket"])
+      .where("bucket", "<", from)
+      .orderBy("bucket")
+      .orderBy("next_attempt_at_ms")
+      .limit(limit - found.length)
+      .execute();
+    found.push(...wrapped);
+  }
+  const last = found.at(-1);
+  cursor.bucket = last === undefined ? from : (last.bucket + 1) % CLAIM_BUCKETS;
+  const leaseUntilMs = nowMs + leaseMs;
+  const claimed: Claimed[] = [];
+  for (const userId of new Set(found.map((r) => r.user_id))) {
+    const room = limit - claimed.length;
+    if (room <= 0) break;
+    const rows = await transact(store, (tx) =>
+      tx.trx
+        .updateTable("webhook_deliveries")
+        .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
+        .where("user_id", "=", userId)
+        .where(
+          "id",
+          "in",
+          forUpdate(
+            tx,
+            due(tx.trx).select("id").where("user_id", "=", userId).orderBy("next_attempt_at_ms").limit(room),
+            { skipLocked: true },
+          ),
+        )
+        .returning("id")
+        .execute(),
+    );
+    for (const r of rows) claimed.push({ id: r.id, userId, leaseToken, leaseUntilMs });
+  }
+  return claimed;
 }
 
 /** What an attempt of a delivery needs: its endpoint (URL, secrets, state) and its event. */
-export function readDeliveryTarget(db: Executor, deliveryId: number) {
-  return db
+export async function readDeliveryTarget(db: Executor, claimed: Pick<Claimed, "id" | "userId">) {
+  // Two statements: the delivery with its endpoint (one user's shard on Citus), then the event
+  // by id (events live apart from users' rows there).
+  const target = await db
     .selectFrom("webhook_deliveries as d")
-    .innerJoin("webhook_endpoints as w", "w.id", "d.endpoint_id")
-    .innerJoin("events as e", "e.id", "d.event_id")
+    .innerJoin("webhook_endpoints as w", (j) =>
+      j.onRef("w.user_id", "=", "d.user_id").onRef("w.id", "=", "d.endpoint_id"),
+    )
     .select([
+      "d.event_id",
       "w.url",
       "w.secret",
       "w.previous_secret",
       "w.previous_secret_until",
       "w.disabled_at",
       "w.deleted_at",
-      "e.public_id",
-      "e.type",
-      "e.occurred_at",
-      "e.data",
-      "e.overrides",
     ])
-    .where("d.id", "=", deliveryId)
+    .where("d.user_id", "=", claimed.userId)
+    .where("d.id", "=", claimed.id)
     .executeTakeFirst();
+  if (!target) return undefined;
+  const event = await db
+    .selectFrom("events")
+    .select(["public_id", "type", "occurred_at", "data", "overrides"])
+    .where("id", "=", target.event_id)
+    .executeTakeFirst();
+  if (!event) return undefined;
+  const { event_id: _, ...endpoint } = target;
+  return { ...endpoint, ...event };
 }
 
 export type DeliveryTarget = NonNullable<Awaited<ReturnType<typeof readDeliveryTarget>>>;
@@ -78,6 +139,7 @@ export type DeliveryTarget = NonNullable<Awaited<ReturnType<typeof readDeliveryT
 /** A claimed delivery locked for recording, with its endpoint's failure state. */
 export interface LockedDelivery {
   id: number;
+  userId: number;
   endpointId: number;
   status: DeliveryStatus;
   scheduleStep: number;
@@ -94,18 +156,25 @@ export async function lockClaimedDelivery(tx: Tx, claimed: Claimed): Promise<Loc
   const endpoint = tx.trx
     .selectFrom("webhook_endpoints")
     .select(["id", "failing_since", "disabled_at"])
+    .where("user_id", "=", claimed.userId)
     .where("id", "=", (eb) =>
-      eb.selectFrom("webhook_deliveries").select("endpoint_id").where("id", "=", claimed.id),
+      eb
+        .selectFrom("webhook_deliveries")
+        .select("endpoint_id")
+        .where("user_id", "=", claimed.userId)
+        .where("id", "=", claimed.id),
     );
   const e = await forUpdate(tx, endpoint).executeTakeFirst();
   const delivery = tx.trx
     .selectFrom("webhook_deliveries")
     .select(["endpoint_id", "status", "schedule_step", "lease_token"])
+    .where("user_id", "=", claimed.userId)
     .where("id", "=", claimed.id);
   const d = await forUpdate(tx, delivery).executeTakeFirst();
   if (!e || !d) return undefined;
   return {
     id: claimed.id,
+    userId: claimed.userId,
     endpointId: d.endpoint_id,
     status: d.status,
     scheduleStep: d.schedule_step,
@@ -124,16 +193,22 @@ export interface AttemptRecord {
 }
 
 /** Logs an attempt of a delivery, numbered after the ones before it. */
-export async function recordAttempt(tx: Tx, deliveryId: number, attempt: AttemptRecord): Promise<void> {
+export async function recordAttempt(
+  tx: Tx,
+  { id, userId }: Pick<Claimed, "id" | "userId">,
+  attempt: AttemptRecord,
+): Promise<void> {
   const last = await tx.trx
     .selectFrom("webhook_attempts")
     .select((eb) => eb.fn.max("number").as("n"))
-    .where("delivery_id", "=", deliveryId)
+    .where("user_id", "=", userId)
+    .where("delivery_id", "=", id)
     .executeTakeFirst();
   await tx.trx
     .insertInto("webhook_attempts")
     .values({
-      delivery_id: deliveryId,
+      user_id: userId,
+      delivery_id: id,
       number: Number(last?.n ?? 0) + 1,
       attempted_at: attempt.attemptedAt,
       response_status: attempt.status,
@@ -168,10 +243,12 @@ export async function releaseDelivery(
       lease_until_ms: null,
       updated_at: now,
     })
+    .where("user_id", "=", delivery.userId)
     .where("id", "=", delivery.id)
     .execute();
   if (delivery.status !== to) {
-    await adjustDeliveryCount(tx, delivery.endpointId, delivery.status, -1);
-    await adjustDeliveryCount(tx, delivery.endpointId, to, 1);
+    const endpoint = { userId: delivery.userId, endpointId: delivery.endpointId };
+    await adjustDeliveryCount(tx, endpoint, delivery.status, -1);
+    await adjustDeliveryCount(tx, endpoint, to, 1);
   }
 }

@@ -1,6 +1,7 @@
 import type { EventType } from "../catalog/catalog.js";
 import { forUpdate } from "../store/for-update.js";
 import { bulkColumns, insertMany } from "../store/insert-many.js";
+import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import type { DeliveryStatus } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import type { Tx } from "../store/transaction.js";
@@ -24,13 +25,24 @@ export interface DeliveryPlan {
 }
 
 const DELIVERY_COLUMNS = bulkColumns<ReturnType<typeof newDelivery>>({
-  bigint: ["endpoint_id", "event_id", "next_attempt_at_ms", "created_at", "updated_at"],
-  integer: ["schedule_step"],
+  bigint: ["user_id", "endpoint_id", "event_id", "next_attempt_at_ms", "created_at", "updated_at"],
+  integer: ["bucket", "schedule_step"],
   text: ["status"],
 });
 
+/** An endpoint, named by its user and its id (every delivery statement filters by both). */
+export interface EndpointRef {
+  userId: number;
+  endpointId: number;
+}
+
+/** The claim bucket of a user's deliveries. */
+export const claimBucket = (userId: number) => userId % CLAIM_BUCKETS;
+
 /** A new delivery row: due at once, or held while its endpoint is disabled. */
-const newDelivery = (endpointId: number, eventId: number, held: boolean, now: number) => ({
+const newDelivery = ({ userId, endpointId }: EndpointRef, eventId: number, held: boolean, now: number) => ({
+  user_id: userId,
+  bucket: claimBucket(userId),
   endpoint_id: endpointId,
   event_id: eventId,
   status: (held ? "held" : "pending") as DeliveryStatus,
@@ -63,7 +75,8 @@ export async function queueDeliveries(tx: Tx, plans: DeliveryPlan[]): Promise<vo
     for (const e of endpoints) {
       if (!plan.recipients.includes(e.user_id)) continue;
       if (types.get(e.id)?.includes(plan.type) === false) continue;
-      rows.push(newDelivery(e.id, plan.eventId, e.disabled_at !== null, plan.createdAt));
+      const endpoint = { userId: e.user_id, endpointId: e.id };
+      rows.push(newDelivery(endpoint, plan.eventId, e.disabled_at !== null, plan.createdAt));
     }
   }
   if (rows.length === 0) return;
@@ -75,18 +88,18 @@ export async function queueDeliveries(tx: Tx, plans: DeliveryPlan[]): Promise<vo
 /** Queues one delivery of an event to one endpoint (the test event), whatever its filter. */
 export async function queueDelivery(
   tx: Tx,
-  endpointId: number,
+  endpoint: EndpointRef,
   eventId: number,
   held: boolean,
   now: number,
 ): Promise<number> {
-  const row = newDelivery(endpointId, eventId, held, now);
+  const row = newDelivery(endpoint, eventId, held, now);
   const { id } = await tx.trx
     .insertInto("webhook_deliveries")
     .values(row)
     .returning("id")
     .executeTakeFirstOrThrow();
-  await adjustDeliveryCount(tx, endpointId, row.status, 1);
+  await adjustDeliveryCount(tx, endpoint, row.status, 1);
   if (!held) tx.changes.deliveries = true;
   return id;
 }
@@ -94,12 +107,20 @@ export async function queueDelivery(
 /** Counts newly queued deliveries, one upsert per (endpoint, status). */
 async function countNewDeliveries(
   tx: Tx,
-  rows: { endpoint_id: number; status: DeliveryStatus }[],
+  rows: { user_id: number; endpoint_id: number; status: DeliveryStatus }[],
 ): Promise<void> {
-  const counts = new Map<string, { endpoint_id: number; status: DeliveryStatus; count: number }>();
+  const counts = new Map<
+    string,
+    { user_id: number; endpoint_id: number; status: DeliveryStatus; count: number }
+  >();
   for (const r of rows) {
     const key = `${r.endpoint_id} ${r.status}`;
-    const c = counts.get(key) ?? { endpoint_id: r.endpoint_id, status: r.status, count: 0 };
+    const c = counts.get(key) ?? {
+      user_id: r.user_id,
+      endpoint_id: r.endpoint_id,
+      status: r.status,
+      count: 0,
+    };
     c.count++;
     counts.set(key, c);
   }
@@ -111,7 +132,7 @@ async function countNewDeliveries(
     .insertInto("webhook_delivery_counters")
     .values(sorted)
     .onConflict((oc) =>
-      oc.columns(["endpoint_id", "status"]).doUpdateSet((eb) => ({
+      oc.columns(["user_id", "endpoint_id", "status"]).doUpdateSet((eb) => ({
         count: eb("webhook_delivery_counters.count", "+", eb.ref("excluded.count")),
       })),
     )
@@ -121,16 +142,16 @@ async function countNewDeliveries(
 /** Adds `delta` to an endpoint's count of deliveries in `status`. */
 export async function adjustDeliveryCount(
   tx: Tx,
-  endpointId: number,
+  { userId, endpointId }: EndpointRef,
   status: DeliveryStatus,
   delta: number,
 ): Promise<void> {
   if (delta === 0) return;
   await tx.trx
     .insertInto("webhook_delivery_counters")
-    .values({ endpoint_id: endpointId, status, count: delta })
+    .values({ user_id: userId, endpoint_id: endpointId, status, count: delta })
     .onConflict((oc) =>
-      oc.columns(["endpoint_id", "status"]).doUpdateSet((eb) => ({
+      oc.columns(["user_id", "endpoint_id", "status"]).doUpdateSet((eb) => ({
         count: eb("webhook_delivery_counters.count", "+", delta),
       })),
     )
@@ -152,7 +173,7 @@ export interface DeliverySelection {
  */
 export async function moveDeliveries(
   tx: Tx,
-  endpointId: number,
+  endpoint: EndpointRef,
   from: readonly DeliveryStatus[],
   to: DeliveryStatus,
   now: number,
@@ -170,18 +191,16 @@ export async function moveDeliveries(
         lease_until_ms: null,
         ...(to === "pending" && { schedule_step: 0 }),
       })
-      .where("endpoint_id", "=", endpointId)
+      .where("user_id", "=", endpoint.userId)
+      .where("endpoint_id", "=", endpoint.endpointId)
       .where("status", "=", status);
     if (only.deliveryId !== undefined) query = query.where("id", "=", only.deliveryId);
-    if (only.since !== undefined) {
-      const since = only.since;
-      query = query.where("event_id", "in", (eb) =>
-        eb.selectFrom("events").select("id").where("created_at", ">=", since),
-      );
-    }
+    // A delivery is created with its event's time, so its own created_at selects by event time
+    // without reading the events table (which lives apart from users' rows on Citus).
+    if (only.since !== undefined) query = query.where("created_at", ">=", only.since);
     const n = Number((await query.executeTakeFirst()).numUpdatedRows);
-    await adjustDeliveryCount(tx, endpointId, status, -n);
-    await adjustDeliveryCount(tx, endpointId, to, n);
+    await adjustDeliveryCount(tx, endpoint, status, -n);
+    await adjustDeliveryCount(tx, endpoint, to, n);
     moved += n;
   }
   if (to === "pending" && moved > 0) tx.changes.deliveries = true;
@@ -189,16 +208,16 @@ export async function moveDeliveries(
 }
 
 /** Holds an endpoint's queued deliveries (it was disabled): they wait until it is enabled. */
-export const holdDeliveries = (tx: Tx, endpointId: number, now: number) =>
-  moveDeliveries(tx, endpointId, ["pending", "failed"], "held", now);
+export const holdDeliveries = (tx: Tx, endpoint: EndpointRef, now: number) =>
+  moveDeliveries(tx, endpoint, ["pending", "failed"], "held", now);
 
 /** Sends what was held for an endpoint (it was enabled again), on a fresh schedule due now. */
-export const releaseHeldDeliveries = (tx: Tx, endpointId: number, now: number) =>
-  moveDeliveries(tx, endpointId, ["held"], "pending", now);
+export const releaseHeldDeliveries = (tx: Tx, endpoint: EndpointRef, now: number) =>
+  moveDeliveries(tx, endpoint, ["held"], "pending", now);
 
 /** Cancels every delivery still waiting to be sent to an endpoint (it was deleted). */
-export const cancelDeliveries = (tx: Tx, endpointId: number, now: number) =>
-  moveDeliveries(tx, endpointId, ["pending", "failed", "held"], "cancelled", now);
+export const cancelDeliveries = (tx: Tx, endpoint: EndpointRef, now: number) =>
+  moveDeliveries(tx, endpoint, ["pending", "failed", "held"], "cancelled", now);
 
 /** Statuses a delivery never leaves by itself: only these are pruned. */
 const FINISHED: DeliveryStatus[] = ["succeeded", "exhausted", "cancelled"];
@@ -221,22 +240,29 @@ export async function pruneDeliveries(
 ): Promise<{ deliveries: number; attempts: number }> {
   const candidates = await tx.trx
     .selectFrom("webhook_deliveries")
-    .select(["id", "endpoint_id"])
+    .select(["id", "user_id", "endpoint_id"])
     .where("status", "in", FINISHED)
     .where("updated_at", "<", cutoff)
     .orderBy("updated_at")
     .limit(limit)
     .execute();
   if (candidates.length === 0) return { deliveries: 0, attempts: 0 };
+  const users = [...new Set(candidates.map((c) => c.user_id))];
   const endpoints = [...new Set(candidates.map((c) => c.endpoint_id))].sort((a, b) => a - b);
   await forUpdate(
     tx,
-    tx.trx.selectFrom("webhook_endpoints").select("id").where("id", "in", endpoints).orderBy("id"),
+    tx.trx
+      .selectFrom("webhook_endpoints")
+      .select("id")
+      .where("user_id", "in", users)
+      .where("id", "in", endpoints)
+      .orderBy("id"),
   ).execute();
   // Under the endpoint locks nothing moves these deliveries: what this reads is what goes.
   const gone = await tx.trx
     .selectFrom("webhook_deliveries")
-    .select(["id", "endpoint_id", "status"])
+    .select(["id", "user_id", "endpoint_id", "status"])
+    .where("user_id", "in", users)
     .where(
       "id",
       "in",
@@ -250,20 +276,26 @@ export async function pruneDeliveries(
   // Attempts first: the foreign key is checked at the end of each statement.
   const attempts = await tx.trx
     .deleteFrom("webhook_attempts")
+    .where("user_id", "in", users)
     .where("delivery_id", "in", ids)
     .executeTakeFirst();
-  await tx.trx.deleteFrom("webhook_deliveries").where("id", "in", ids).execute();
-  const counts = new Map<string, { endpointId: number; status: DeliveryStatus; n: number }>();
+  await tx.trx
+    .deleteFrom("webhook_deliveries")
+    .where("user_id", "in", users)
+    .where("id", "in", ids)
+    .execute();
+  const counts = new Map<string, { endpoint: EndpointRef; status: DeliveryStatus; n: number }>();
   for (const g of gone) {
     const key = `${g.endpoint_id} ${g.status}`;
-    const c = counts.get(key) ?? { endpointId: g.endpoint_id, status: g.status, n: 0 };
+    const endpoint = { userId: g.user_id, endpointId: g.endpoint_id };
+    const c = counts.get(key) ?? { endpoint, status: g.status, n: 0 };
     c.n++;
     counts.set(key, c);
   }
   const sorted = [...counts.values()].sort(
-    (a, b) => a.endpointId - b.endpointId || a.status.localeCompare(b.status),
+    (a, b) => a.endpoint.endpointId - b.endpoint.endpointId || a.status.localeCompare(b.status),
   );
-  for (const c of sorted) await adjustDeliveryCount(tx, c.endpointId, c.status, -c.n);
+  for (const c of sorted) await adjustDeliveryCount(tx, c.endpoint, c.status, -c.n);
   return { deliveries: gone.length, attempts: Number(attempts.numDeletedRows) };
 }
 

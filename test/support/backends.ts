@@ -5,6 +5,7 @@ import pg from "pg";
 import { migrate } from "../../src/store/migrate.js";
 import { openStore, type Store, type StoreOptions } from "../../src/store/store.js";
 import { createPgDatabase } from "./pg-database.js";
+import { sqlCaptureLog } from "./sql-capture.js";
 
 /**
  * The backends every store-touching suite runs on. PostgreSQL is 127.0.0.1:5432 (or
@@ -57,7 +58,8 @@ export async function freshDatabase(backend: BackendName): Promise<{ url: string
 
 export async function openTestStore(backend: BackendName, options: StoreOptions = {}): Promise<TestStore> {
   const db = await freshDatabase(backend);
-  const store = openStore(db.url, options);
+  const capture = backend === "postgres" ? sqlCaptureLog() : undefined;
+  const store = openStore(db.url, { ...(capture && { log: capture }), ...options });
   await migrate(store);
   return {
     store,
