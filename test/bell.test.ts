@@ -170,6 +170,7 @@ describe.each(BACKENDS)("<belfry-bell> on %s", (backend) => {
       await rig.h.store.db
         .updateTable("notifications")
         .set({ link: links[i]! })
+        .where("user_id", "=", u.id)
         .where("id", "=", row.id)
         .execute();
     }
