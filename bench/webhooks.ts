@@ -1,181 +1,206 @@
 /**
- * Webhook delivery benchmark: deliveries per second to a local receiver, and ingest → delivery
- * latency, on SQLite and PostgreSQL, beside a bare node:http client posting the same bodies to the
- * same receiver in the same run (the ratio's baseline).
+ * Webhook delivery: how fast `belfry serve`'s in-process worker drains a backlog to ten local
+ * endpoints (ten receivers, one user each), against a bare keep-alive node:http client replaying
+ * the very same requests (receivers, paths, headers, bodies) with the same number in flight, in
+ * the same run. Also: connections each side opened, ingest → delivery latency with the worker
+ * idle, and Belfry's peak RSS.
  *
- *   npm run bench:webhooks                       # both stores
- *   npm run bench:webhooks -- --store sqlite     # or postgres
- *   npm run bench:webhooks -- --events 5000
+ *   npm run bench:webhooks -- --store sqlite          (or postgres)
+ *   npm run bench:webhooks -- --store postgres --events 50000 --profile /tmp/prof
+ *
+ * The backlog is built while the endpoints are disabled (their deliveries wait as `held`); the
+ * clock starts when they are all enabled again, which queues the backlog due at once and wakes
+ * the worker, and stops when the last delivery arrives. `--profile DIR` runs Belfry under
+ * `node --cpu-prof`.
  */
-
-import { mkdtempSync, rmSync } from "node:fs";
-import { request } from "node:http";
+import { fork } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import pg from "pg";
-import { DEFAULT_WEBHOOKS } from "../src/config.js";
-import { startDeliveryWorker } from "../src/delivery/worker.js";
-import { createDeps, type Deps } from "../src/deps.js";
-import { createUser } from "../src/identity/users.js";
-import { ingestEvent } from "../src/ingest/ingest.js";
-import { migrate } from "../src/store/migrate.js";
-import { openStore, type Store } from "../src/store/store.js";
-import { createEndpoint } from "../src/webhooks/endpoints.js";
-import { startReceiver } from "./support/receiver.js";
+import { DEFAULTS } from "../src/settings.js";
+import { type BenchReceiver, startReceiver } from "./support/receiver.js";
+import {
+  ADMIN_TOKEN,
+  atExit,
+  belfryEnv,
+  exited,
+  fmt,
+  freshDatabase,
+  log,
+  machine,
+  PAYMENT,
+  parseStore,
+  report,
+  type SeedUser,
+  sampleRss,
+  seed,
+  startBelfry,
+  table,
+} from "./support/rig.js";
 
 const { values } = parseArgs({
   options: {
-    store: { type: "string" },
-    events: { type: "string", default: "2000" },
-    concurrency: { type: "string", default: "10" },
+    store: { type: "string", default: "sqlite" },
+    events: { type: "string", default: "20000" },
+    endpoints: { type: "string", default: "10" },
     pg: { type: "string", default: "postgres://postgres@127.0.0.1:5432/postgres" },
+    profile: { type: "string" },
   },
 });
+const STORE = parseStore(values.store);
 const EVENTS = Number(values.events);
-const CONCURRENCY = Number(values.concurrency);
+const ENDPOINTS = Number(values.endpoints);
 const LATENCY_SAMPLES = 200;
-const stores = values.store ? [values.store] : ["sqlite", "postgres"];
+/** What Belfry's worker runs at once by default; the bare client gets the same. */
+const CONCURRENCY = DEFAULTS.webhooks.concurrency;
 
-const receiver = await startReceiver();
-const rows: string[][] = [];
-const baseline = await bareBaseline();
-rows.push(["bare node:http client", "-", fmt(baseline), "1.00", "-", "-"]);
-for (const kind of stores) {
-  const { store, drop } = await open(kind);
-  try {
-    const r = await measure(store);
-    rows.push([
-      `Belfry worker (${kind})`,
-      String(CONCURRENCY),
-      fmt(r.perSecond),
-      (r.perSecond / baseline).toFixed(2),
-      `${r.p50.toFixed(1)} ms`,
-      `${r.p99.toFixed(1)} ms`,
-    ]);
-  } finally {
-    await drop();
-  }
-}
-await receiver.close();
-printTable(["", "concurrency", "deliveries/s", "× bare", "ingest→delivery p50", "p99"], rows);
+const receivers = await Promise.all(Array.from({ length: ENDPOINTS }, () => startReceiver()));
+const received = () => receivers.reduce((n, r) => n + r.received.length, 0);
+const connections = () => receivers.reduce((n, r) => n + r.connections(), 0);
+const resetReceivers = () => {
+  for (const r of receivers) r.reset();
+};
 
-/** The same POSTs from a plain client, one connection each (as the worker does), same concurrency. */
-async function bareBaseline(): Promise<number> {
-  const body = JSON.stringify({ id: "evt_0", type: "system.payment.received", data: { amount_cents: 1 } });
-  const url = new URL(receiver.url);
-  const post = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(url, {
-        method: "POST",
-        agent: false,
-        headers: { "content-type": "application/json" },
-      });
-      req.on("response", (res) => res.resume().on("end", resolve));
-      req.on("error", reject);
-      req.end(body);
-    });
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next++ < EVENTS) await post();
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  receiver.received.length = 0;
-  return EVENTS / seconds;
-}
+const env = belfryEnv(freshDatabase(STORE, values.pg ?? ""), {
+  BELFRY_WEBHOOK_ALLOW_HTTP: "true",
+  BELFRY_WEBHOOK_ALLOW_NETWORKS: "127.0.0.0/8",
+});
+log(`store: ${STORE}; ${ENDPOINTS} users, one endpoint each; ${fmt(EVENTS)} events`);
+const users = seed(env, ENDPOINTS, 0);
+const nodeFlags = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
+const belfry = await startBelfry(env, { nodeFlags });
 
-async function measure(store: Store) {
-  const deps: Deps = createDeps(store, {
-    webhooks: {
-      ...DEFAULT_WEBHOOKS,
-      allowHttp: true,
-      allowNetworks: ["127.0.0.0/8"],
-      concurrency: CONCURRENCY,
+const call = async (method: string, path: string, token: string, body?: unknown) => {
+  const r = await fetch(`${belfry.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body !== undefined && { "content-type": "application/json" }),
     },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
   });
-  const user = await createUser(deps, { email: `bench-${Date.now()}@example.com` });
-  await createEndpoint(deps, user.id, { url: receiver.url });
-  const pay = (id: string) =>
-    ingestEvent(deps, {
-      id,
-      type: "system.payment.received",
-      user_id: user.id,
-      data: { amount_cents: 1, balance_cents: 1 },
-    });
+  const text = await r.text();
+  if (r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${text}`);
+  return text === "" ? undefined : JSON.parse(text);
+};
+const endpoints: { user: SeedUser; id: number }[] = [];
+for (const [i, user] of users.entries()) {
+  const url = (receivers[i] as BenchReceiver).url;
+  const created = await call("POST", "/api/v1/me/webhooks", user.key, { url });
+  endpoints.push({ user, id: created.id });
+}
+const setEnabled = (enabled: boolean) =>
+  Promise.all(endpoints.map((e) => call("PATCH", `/api/v1/me/webhooks/${e.id}`, e.user.key, { enabled })));
 
-  // Throughput: a backlog of EVENTS deliveries, then a worker drains it.
-  for (let i = 0; i < EVENTS; i += 100) {
-    await Promise.all(Array.from({ length: Math.min(100, EVENTS - i) }, (_, j) => pay(`t-${i + j}`)));
+// The backlog, through batch ingest, while every endpoint is disabled.
+await setEnabled(false);
+let seq = 0;
+const event = (user: SeedUser) => ({
+  id: `wh-${seq++}`,
+  type: PAYMENT,
+  user_id: user.id,
+  data: { amount_cents: 2500, balance_cents: 3140 },
+});
+for (let i = 0; i < EVENTS; i += 1000) {
+  const n = Math.min(1000, EVENTS - i);
+  const events = Array.from({ length: n }, (_, j) => event(users[(i + j) % users.length] as SeedUser));
+  await call("POST", "/admin/v1/events/batch", ADMIN_TOKEN, { events });
+}
+log(`  backlog of ${fmt(EVENTS)} held deliveries queued`);
+
+// Throughput: enable every endpoint at once and wait for the last delivery.
+resetReceivers();
+const rss = sampleRss(belfry.pid);
+const started = performance.now();
+await setEnabled(true);
+await until(() => received() >= EVENTS, 600_000);
+const lastArrival = Math.max(...receivers.map((r) => r.received.at(-1)?.at ?? 0));
+const belfryRate = EVENTS / ((lastArrival - started) / 1000);
+const belfryConnections = connections();
+const replay = receivers.flatMap((r) => r.received.map(({ at: _, ...req }) => req));
+const uniqueIds = new Set(replay.map((r) => r.headers["webhook-id"])).size;
+log(`  Belfry: ${fmt(belfryRate)} deliveries/s, ${fmt(belfryConnections)} connections`);
+
+// Every delivery recorded as succeeded, once (the kept per-status counts).
+const succeeded = async () => {
+  let total = 0;
+  for (const e of endpoints) {
+    const path = `/api/v1/me/webhooks/${e.id}/deliveries?status=succeeded&page_size=1`;
+    total += (await call("GET", path, e.user.key)).total as number;
   }
-  const log = { warn: console.warn, error: console.error };
-  const worker = startDeliveryWorker(deps, log);
-  const started = performance.now();
-  await until(() => receiver.received.length >= EVENTS);
-  const perSecond = EVENTS / ((performance.now() - started) / 1000);
-  receiver.received.length = 0;
+  return total;
+};
+await until(async () => (await succeeded()) >= EVENTS, 60_000);
 
-  // Latency: one event at a time with the worker idle, from the ingest call to the receiver.
-  const latencies: number[] = [];
-  for (let i = 0; i < LATENCY_SAMPLES; i++) {
-    const t0 = Date.now();
-    const before = receiver.received.length;
-    await pay(`l-${i}`);
-    await until(() => receiver.received.length > before);
-    latencies.push((receiver.received.at(-1)?.at ?? t0) - t0);
+// Latency: one event at a time with the worker idle, from the ingest call to its arrival.
+resetReceivers();
+const latencies: number[] = [];
+for (let i = 0; i < LATENCY_SAMPLES; i++) {
+  const user = users[i % users.length] as SeedUser;
+  const before = received();
+  const t0 = performance.now();
+  await call("POST", "/admin/v1/events", ADMIN_TOKEN, event(user));
+  await until(() => received() > before, 10_000);
+  const arrival = Math.max(...receivers.map((r) => r.received.at(-1)?.at ?? 0));
+  latencies.push(arrival - t0);
+}
+latencies.sort((a, b) => a - b);
+const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
+const peakRss = rss.stop();
+belfry.stop();
+await exited(belfry);
+
+// The baseline: the same requests, replayed by a bare keep-alive client in its own process.
+resetReceivers();
+const dir = mkdtempSync(join(tmpdir(), "belfry-bench-"));
+const file = join(dir, "requests.json");
+writeFileSync(file, JSON.stringify(replay));
+const client = fork(join(import.meta.dirname, "bare-client.mjs"));
+atExit(() => client.kill("SIGKILL"));
+await new Promise((resolve) => client.once("message", resolve));
+client.send({ file, concurrency: CONCURRENCY });
+const bare = (await new Promise((resolve) => client.once("message", resolve))) as {
+  seconds: number;
+  failed: number;
+};
+client.kill();
+const bareRate = replay.length / bare.seconds;
+const bareConnections = connections();
+await Promise.all(receivers.map((r) => r.close()));
+
+console.log(`\n## Webhook delivery, ${machine(STORE)}`);
+console.log(
+  `${fmt(EVENTS)} deliveries to ${ENDPOINTS} local endpoints, ${CONCURRENCY} in flight; latency: ${LATENCY_SAMPLES} single events, worker idle\n`,
+);
+table(
+  ["", "deliveries/s", "× bare", "connections opened", "ingest→delivery p50", "p99", "peak RSS"],
+  [
+    ["bare keep-alive client (replay)", fmt(bareRate), "1.00", fmt(bareConnections), "-", "-", "-"],
+    [
+      `Belfry worker (${STORE})`,
+      fmt(belfryRate),
+      (belfryRate / bareRate).toFixed(2),
+      fmt(belfryConnections),
+      `${pct(0.5).toFixed(1)} ms`,
+      `${pct(0.99).toFixed(1)} ms`,
+      `${peakRss} MB`,
+    ],
+  ],
+);
+console.log(
+  `\nreceived ${fmt(replay.length)} requests for ${fmt(uniqueIds)} events (${fmt(replay.length - uniqueIds)} repeated); bare client failures: ${bare.failed}`,
+);
+report(`webhook deliveries/s, ${ENDPOINTS} endpoints`, STORE, belfryRate, bareRate);
+report("RSS MB", STORE, peakRss, 0);
+if (values.profile) log(`CPU profiles in ${values.profile}`);
+process.exit(0);
+
+async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error("timed out");
+    await sleep(1);
   }
-  await worker.stop();
-  receiver.received.length = 0;
-  latencies.sort((a, b) => a - b);
-  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
-  return { perSecond, p50: pct(0.5), p99: pct(0.99) };
-}
-
-async function open(kind: string): Promise<{ store: Store; drop(): Promise<void> }> {
-  if (kind === "sqlite") {
-    const dir = mkdtempSync(join(tmpdir(), "belfry-bench-"));
-    const store = openStore(`file:${join(dir, "bench.db")}`);
-    await migrate(store);
-    return {
-      store,
-      drop: async () => {
-        await store.close();
-        rmSync(dir, { recursive: true, force: true });
-      },
-    };
-  }
-  const name = `belfry_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: values.pg });
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = new URL(values.pg ?? "");
-  url.pathname = `/${name}`;
-  const store = openStore(url.toString(), { poolSize: 20 });
-  await migrate(store);
-  return {
-    store,
-    drop: async () => {
-      await store.close();
-      await admin.query(`drop database ${name} with (force)`);
-      await admin.end();
-    },
-  };
-}
-
-async function until(check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((r) => setTimeout(r, 1));
-}
-
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
-}
-
-function printTable(head: string[], body: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
-  console.log(line(head));
-  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-  for (const r of body) console.log(line(r));
 }
