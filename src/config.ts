@@ -86,6 +86,8 @@ function loadWebhookConfig(text: (name: string) => string | undefined): WebhookC
     rotationOverlapS: int("BELFRY_WEBHOOK_ROTATION_OVERLAP", d.rotationOverlapS, 0, 30 * 86400),
     allowNetworks,
     concurrency: int("BELFRY_WEBHOOK_CONCURRENCY", d.concurrency, 1, 1000),
+    endpointConcurrency: int("BELFRY_WEBHOOK_ENDPOINT_CONCURRENCY", d.endpointConcurrency, 1, 1000),
+    keepAliveMs: int("BELFRY_WEBHOOK_KEEPALIVE_MS", d.keepAliveMs, 0, 300_000),
     pollMs: int("BELFRY_WEBHOOK_POLL_MS", d.pollMs, 10, 60_000),
     runWorker: boolean("BELFRY_WEBHOOK_WORKER", text("BELFRY_WEBHOOK_WORKER"), d.runWorker),
   };

@@ -73,6 +73,10 @@ export interface WebhookConfig {
   readonly allowNetworks: readonly string[];
   /** Attempts one worker runs at once. */
   readonly concurrency: number;
+  /** Attempts one worker runs at once to any one endpoint. */
+  readonly endpointConcurrency: number;
+  /** How long an idle connection to an endpoint is kept for the next attempt; 0 = not kept. */
+  readonly keepAliveMs: number;
   /** How often an idle worker looks for due deliveries. */
   readonly pollMs: number;
   /** Whether `belfry serve` runs delivery workers in-process. */
@@ -103,6 +107,8 @@ export const DEFAULTS = {
     rotationOverlapS: 24 * 60 * 60,
     allowNetworks: [],
     concurrency: 10,
+    endpointConcurrency: 4,
+    keepAliveMs: 4000,
     pollMs: 1000,
     runWorker: true,
   },
@@ -199,6 +205,16 @@ export const SETTINGS: readonly Setting[] = [
     name: "BELFRY_WEBHOOK_CONCURRENCY",
     default: String(w.concurrency),
     description: "attempts one worker runs at once",
+  },
+  {
+    name: "BELFRY_WEBHOOK_ENDPOINT_CONCURRENCY",
+    default: String(w.endpointConcurrency),
+    description: "attempts one worker runs at once to any one endpoint",
+  },
+  {
+    name: "BELFRY_WEBHOOK_KEEPALIVE_MS",
+    default: String(w.keepAliveMs),
+    description: "how long an idle connection to an endpoint is kept for reuse (0: a connection per attempt)",
   },
   {
     name: "BELFRY_WEBHOOK_POLL_MS",

@@ -16,14 +16,15 @@ export interface RowLockOptions {
  * PostgreSQL it adds `FOR UPDATE` (or `FOR NO KEY UPDATE`, `SKIP LOCKED`); on SQLite the query
  * is unchanged, since a write transaction there already holds the database's write lock
  * (`BEGIN IMMEDIATE`) and no other writer can touch the rows. The one place that tells the
- * dialects apart for row locks, so callers never test the dialect.
+ * dialects apart for row locks, so callers never test the dialect. Outside a transaction (pass
+ * the store), the lock lasts as long as the one statement the query is part of.
  *
  * @example
  * const row = await forUpdate(tx, tx.trx.selectFrom("users").selectAll().where("id", "=", id))
  *   .executeTakeFirst();
  */
 export function forUpdate<DB, TB extends keyof DB, O>(
-  tx: Tx,
+  tx: Pick<Tx, "dialect">,
   query: SelectQueryBuilder<DB, TB, O>,
   { strength = "update", skipLocked = false }: RowLockOptions = {},
 ): SelectQueryBuilder<DB, TB, O> {

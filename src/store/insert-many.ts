@@ -85,7 +85,8 @@ export async function insertMany<R, Out = Record<string, unknown>>(
 
 const statements = new WeakMap<object, Map<string, Sqlite.Statement>>();
 
-function statementFor(db: NonNullable<Tx["sqlite"]>, text: string) {
+/** The embedded store's prepared statement for `text`, prepared once per connection. */
+export function statementFor(db: NonNullable<Tx["sqlite"]>, text: string) {
   let cache = statements.get(db);
   if (!cache) {
     cache = new Map();

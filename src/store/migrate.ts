@@ -8,6 +8,7 @@ import * as sessions from "./migrations/0005-sessions.js";
 import * as ticketGenerations from "./migrations/0006-stream-ticket-generations.js";
 import * as retention from "./migrations/0007-retention.js";
 import * as citusReady from "./migrations/0008-citus-ready.js";
+import * as endpointClaims from "./migrations/0009-endpoint-claims.js";
 import type { Store } from "./store.js";
 
 const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
@@ -19,6 +20,7 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
   "0006-stream-ticket-generations": ticketGenerations,
   "0007-retention": retention,
   "0008-citus-ready": citusReady,
+  "0009-endpoint-claims": endpointClaims,
 };
 
 /**

@@ -105,29 +105,41 @@ export async function queueDelivery(
 }
 
 /** Counts newly queued deliveries, one upsert per (endpoint, status). */
-async function countNewDeliveries(
+function countNewDeliveries(
   tx: Tx,
   rows: { user_id: number; endpoint_id: number; status: DeliveryStatus }[],
 ): Promise<void> {
+  return adjustDeliveryCounts(
+    tx,
+    rows.map((r) => ({ userId: r.user_id, endpointId: r.endpoint_id, status: r.status, delta: 1 })),
+  );
+}
+
+/** A change to one endpoint's count of deliveries in one status. */
+export interface CountDelta extends EndpointRef {
+  status: DeliveryStatus;
+  delta: number;
+}
+
+/**
+ * Applies many count changes in one upsert: summed per (endpoint, status), zero sums left out,
+ * in (endpoint, status) order so that concurrent writers lock counter rows in the same order.
+ */
+export async function adjustDeliveryCounts(tx: Tx, deltas: readonly CountDelta[]): Promise<void> {
   const counts = new Map<
     string,
     { user_id: number; endpoint_id: number; status: DeliveryStatus; count: number }
   >();
-  for (const r of rows) {
-    const key = `${r.endpoint_id} ${r.status}`;
-    const c = counts.get(key) ?? {
-      user_id: r.user_id,
-      endpoint_id: r.endpoint_id,
-      status: r.status,
-      count: 0,
-    };
-    c.count++;
+  for (const d of deltas) {
+    const key = `${d.endpointId} ${d.status}`;
+    const c = counts.get(key) ?? { user_id: d.userId, endpoint_id: d.endpointId, status: d.status, count: 0 };
+    c.count += d.delta;
     counts.set(key, c);
   }
-  // In (endpoint, status) order, so concurrent fan-outs lock counter rows in the same order.
-  const sorted = [...counts.values()].sort(
-    (a, b) => a.endpoint_id - b.endpoint_id || a.status.localeCompare(b.status),
-  );
+  const sorted = [...counts.values()]
+    .filter((c) => c.count !== 0)
+    .sort((a, b) => a.endpoint_id - b.endpoint_id || a.status.localeCompare(b.status));
+  if (sorted.length === 0) return;
   await tx.trx
     .insertInto("webhook_delivery_counters")
     .values(sorted)

@@ -28,7 +28,7 @@ export const SPANNING: { reason: string; match: RegExp }[] = [
   {
     reason:
       "the worker's claim looks for due deliveries of any user, bucket by bucket, without locking (the lease is taken user by user)",
-    match: /^select "user_id", "bucket" from "webhook_deliveries" where "status" in/,
+    match: /^select "user_id", "endpoint_id", "bucket" from "webhook_deliveries" where "status" in/,
   },
   {
     reason: "the operator's queue depth counts every user's due deliveries (metrics)",
