@@ -2,7 +2,7 @@
 // origin) that replays the requests Belfry delivered — same receivers, paths, headers and bodies —
 // with the same number in flight, in a process of its own as Belfry's worker is. It reads
 // {file, concurrency} from its parent, where `file` holds the requests as JSON, and answers
-// {seconds, failed} once every request has been answered.
+// {seconds, cpuMs, failed} once every request has been answered.
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 
@@ -31,13 +31,15 @@ process.once("message", ({ file, concurrency }) => {
       req.end(r.body);
     });
   const started = performance.now();
+  const cpu = process.cpuUsage();
   let next = 0;
   Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < requests.length) await post(requests[next++]);
     }),
   ).then(() => {
-    process.send({ seconds: (performance.now() - started) / 1000, failed });
+    const { user, system } = process.cpuUsage(cpu);
+    process.send({ seconds: (performance.now() - started) / 1000, cpuMs: (user + system) / 1000, failed });
     agent.destroy();
   });
 });

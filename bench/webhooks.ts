@@ -14,7 +14,7 @@
  * `node --cpu-prof`.
  */
 import { fork } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -113,11 +113,13 @@ log(`  backlog of ${fmt(EVENTS)} held deliveries queued`);
 // Throughput: enable every endpoint at once and wait for the last delivery.
 resetReceivers();
 const rss = sampleRss(belfry.pid);
+const cpuBefore = cpuMs(belfry.pid);
 const started = performance.now();
 await setEnabled(true);
 await until(() => received() >= EVENTS, 600_000);
 const lastArrival = Math.max(...receivers.map((r) => r.received.at(-1)?.at ?? 0));
 const belfryRate = EVENTS / ((lastArrival - started) / 1000);
+const belfryCpu = (cpuMs(belfry.pid) - cpuBefore) / EVENTS;
 const belfryConnections = connections();
 const replay = receivers.flatMap((r) => r.received.map(({ at: _, ...req }) => req));
 const uniqueIds = new Set(replay.map((r) => r.headers["webhook-id"])).size;
@@ -163,6 +165,7 @@ await new Promise((resolve) => client.once("message", resolve));
 client.send({ file, concurrency: CONCURRENCY });
 const bare = (await new Promise((resolve) => client.once("message", resolve))) as {
   seconds: number;
+  cpuMs: number;
   failed: number;
 };
 client.kill();
@@ -172,16 +175,35 @@ await Promise.all(receivers.map((r) => r.close()));
 
 console.log(`\n## Webhook delivery, ${machine(STORE)}`);
 console.log(
-  `${fmt(EVENTS)} deliveries to ${ENDPOINTS} local endpoints, ${CONCURRENCY} in flight; latency: ${LATENCY_SAMPLES} single events, worker idle\n`,
+  `${fmt(EVENTS)} deliveries to ${ENDPOINTS} local endpoints, ${CONCURRENCY} in flight; CPU: the sender's process (user + system) per request; latency: ${LATENCY_SAMPLES} single events, worker idle\n`,
 );
 table(
-  ["", "deliveries/s", "× bare", "connections opened", "ingest→delivery p50", "p99", "peak RSS"],
   [
-    ["bare keep-alive client (replay)", fmt(bareRate), "1.00", fmt(bareConnections), "-", "-", "-"],
+    "",
+    "deliveries/s",
+    "× bare",
+    "CPU per delivery",
+    "connections opened",
+    "ingest→delivery p50",
+    "p99",
+    "peak RSS",
+  ],
+  [
+    [
+      "bare keep-alive client (replay)",
+      fmt(bareRate),
+      "1.00",
+      `${((bare.cpuMs * 1000) / replay.length).toFixed(0)} µs`,
+      fmt(bareConnections),
+      "-",
+      "-",
+      "-",
+    ],
     [
       `Belfry worker (${STORE})`,
       fmt(belfryRate),
       (belfryRate / bareRate).toFixed(2),
+      `${(belfryCpu * 1000).toFixed(0)} µs`,
       fmt(belfryConnections),
       `${pct(0.5).toFixed(1)} ms`,
       `${pct(0.99).toFixed(1)} ms`,
@@ -196,6 +218,13 @@ report(`webhook deliveries/s, ${ENDPOINTS} endpoints`, STORE, belfryRate, bareRa
 report("RSS MB", STORE, peakRss, 0);
 if (values.profile) log(`CPU profiles in ${values.profile}`);
 process.exit(0);
+
+/** CPU time (user + system) a process has used, in ms, from /proc. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
+  // utime and stime are the 12th and 13th fields after the command name, in clock ticks (100/s).
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;

@@ -236,9 +236,11 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
     expect(target.received).toEqual([]);
   });
 
-  it("re-checks the resolved address at every attempt and refuses without connecting", async () => {
+  it("re-checks the resolved address at every new connection and refuses without connecting", async () => {
     const stub = stubResolver(["127.0.0.1"]);
     const { h, receiver } = await rig({ scheduleS: [0] }, { resolve: stub.resolve });
+    // The receiver closes each connection after answering, so every attempt opens a new one.
+    receiver.fallback = { status: 204, headers: { connection: "close" } };
     const u = await h.userWithKey();
     const ep = await addEndpoint(h, u, `http://${NAME}:${receiver.port}/hooks`);
     await h.pay(u.id, `allowed-${u.id}`);
@@ -343,7 +345,8 @@ describe.each(BACKENDS)("webhook delivery failures on %s", (backend) => {
   });
 
   it("disables an endpoint that fails for the disable period and holds its queue", async () => {
-    const { h } = await rig({ disableAfterS: 1, scheduleS: [0, 30] });
+    // Ten attempts to the one endpoint at once, so that their failures are recorded side by side.
+    const { h } = await rig({ disableAfterS: 1, scheduleS: [0, 30], endpointConcurrency: 10 });
     const failing = await startBarrierReceiver(500);
     try {
       const u = await h.userWithKey();

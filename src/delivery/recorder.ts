@@ -8,13 +8,16 @@ import { errorFacts, type WorkerLog } from "./worker-log.js";
 
 /** The most outcomes one transaction records. */
 export const MAX_RECORD_BATCH = 500;
+/** A batch is recorded once it has this many outcomes, without waiting for the worker to go idle. */
+export const RECORD_BATCH = 256;
+/** An outcome waits at most this long for its batch to fill while attempts are still running. */
+export const RECORD_WAIT_MS = 100;
 
 /**
- * Records a worker's outcomes in batches: one transaction for whatever has finished since the
- * last one began (group commit). An outcome arriving while nothing is being recorded is
- * recorded at once, so an idle worker's attempt is in the store milliseconds after its answer;
- * under load, outcomes gather while the previous transaction commits, and the batch grows with
- * the load — no timer.
+ * Records a worker's outcomes in batches, one transaction each: a batch is recorded as soon as
+ * it has RECORD_BATCH outcomes, or the worker has no attempt left in flight (an idle worker's
+ * attempt is in the store milliseconds after its answer), or its first outcome has waited
+ * RECORD_WAIT_MS; outcomes that arrive while a batch commits join the next one.
  *
  * While the store is unavailable the batch is retried (the outcomes are held, never dropped),
  * and more gather behind it; they are all recorded once the store is back, so an acknowledged
@@ -27,35 +30,62 @@ export class OutcomeRecorder {
   readonly #log: WorkerLog;
   readonly #stopping: AbortSignal;
   readonly #plan: PlanAttempt;
+  readonly #idle: () => boolean;
   #pending: Outcome[] = [];
   #recording: Promise<void> | undefined;
+  #check: NodeJS.Immediate | undefined;
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(deps: Deps, log: WorkerLog, plan: PlanAttempt, stopping: AbortSignal) {
+  /** `idle` tells whether the worker has no attempt in flight (nothing more is about to finish). */
+  constructor(deps: Deps, log: WorkerLog, plan: PlanAttempt, stopping: AbortSignal, idle: () => boolean) {
     this.#deps = deps;
     this.#log = log;
     this.#plan = plan;
     this.#stopping = stopping;
+    this.#idle = idle;
   }
 
-  /** Queues an outcome; it is recorded with the next batch. */
+  /** Queues an outcome; it is recorded with its batch. */
   add(outcome: Outcome): void {
     this.#pending.push(outcome);
-    this.#recording ??= this.#run().finally(() => {
-      this.#recording = undefined;
+    if (this.#recording) return;
+    // Decided once the current turn is over: what else finished in it joins the batch.
+    this.#check ??= setImmediate(() => {
+      this.#check = undefined;
+      this.#maybeRecord();
     });
   }
 
   /** Whether outcomes are waiting or being recorded. */
   get busy(): boolean {
-    return this.#recording !== undefined;
+    return this.#pending.length > 0 || this.#recording !== undefined;
   }
 
-  /** Resolves once nothing is waiting or being recorded. */
+  /** Records what is waiting now, and resolves once nothing is waiting or being recorded. */
   async settled(): Promise<void> {
+    this.#start();
     while (this.#recording) await this.#recording;
   }
 
+  #maybeRecord(): void {
+    if (this.#recording || this.#pending.length === 0) return;
+    if (this.#pending.length >= RECORD_BATCH || this.#idle()) this.#start();
+    else this.#timer ??= setTimeout(() => this.#start(), RECORD_WAIT_MS);
+  }
+
+  #start(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#recording || this.#pending.length === 0) return;
+    this.#recording = this.#run().finally(() => {
+      this.#recording = undefined;
+      this.#maybeRecord();
+    });
+  }
+
   async #run(): Promise<void> {
+    // Outcomes that arrived during a commit are recorded next, without waiting again: the
+    // commit was their wait.
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, MAX_RECORD_BATCH);
       await this.#record(batch);

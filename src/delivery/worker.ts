@@ -1,7 +1,9 @@
 import { randomBytes } from "node:crypto";
 import type { Deps } from "../deps.js";
+import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import { retryUnavailable } from "../store/retry-unavailable.js";
 import { isUnavailable } from "../store/store.js";
+import { transact } from "../store/transaction.js";
 import { resolveTarget } from "../webhooks/endpoint-url.js";
 import type { EndpointRef } from "../webhooks/outbox.js";
 import {
@@ -11,6 +13,7 @@ import {
   type EndpointTarget,
   leaseDueDeliveries,
   newClaimCursor,
+  type Outcome,
   readDeliveryEvents,
   readEndpointTargets,
 } from "../webhooks/outbox-claims.js";
@@ -31,15 +34,22 @@ const LEASE_MARGIN_MS = 30_000;
 /** An attempt starts only if it can end this long before its lease does. */
 const LEASE_SAFETY_MS = 1000;
 /** Deliveries a worker holds claimed ahead of its attempts, per attempt it runs at once. */
-const AHEAD_PER_SLOT = 50;
+const AHEAD_PER_SLOT = 100;
 /** At most this many of one endpoint's deliveries are claimed ahead, per attempt it may run at once. */
-const AHEAD_PER_ENDPOINT_SLOT = 16;
+const AHEAD_PER_ENDPOINT_SLOT = 32;
 /** Rows one look for due deliveries reads: enough to find many endpoints when users have few each. */
-const LOOK_LIMIT = 100;
-/** Looks (and their leases) one claim makes at most before attempts get their turn. */
-const CLAIM_ROUNDS = 8;
-/** An endpoint's URL, secrets and state, once read, are used for this long before being read again. */
-const ENDPOINT_FRESH_MS = 100;
+const LOOK_LIMIT = 32;
+/** Looks one claim makes at most before attempts get their turn (a round of looks may span claims). */
+const LOOKS_PER_CLAIM = 8;
+/** While it has deliveries in hand, a worker starts a round of looks at most this often. */
+const LOOK_INTERVAL_MS = 25;
+/**
+ * An endpoint's URL, secrets and state are read again once this old (in the background: attempts
+ * go on with the copy in hand meanwhile), so a change reaches the worker within about this long…
+ */
+const ENDPOINT_REFRESH_MS = 100;
+/** …and a copy this old is not used at all: its endpoint's deliveries wait for a fresh read. */
+const ENDPOINT_STALE_MS = 1000;
 /** Endpoints whose attempt latency a worker remembers (to size its claims). */
 const LATENCIES_KEPT = 4096;
 
@@ -76,6 +86,8 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   const leaseMs = timeoutMs + LEASE_MARGIN_MS;
   const aheadLimit = concurrency * AHEAD_PER_SLOT;
   const laneLimit = endpointConcurrency * AHEAD_PER_ENDPOINT_SLOT;
+  /** Top-ups leave a quarter of what the worker holds to endpoints it has not seen yet. */
+  const topUpLimit = Math.floor((aheadLimit * 3) / 4);
   const pool = new ConnectionPool({ keepAliveMs, check: (url) => resolveTarget(deps, url) });
   const stopping = new AbortController();
   const recorder = new OutcomeRecorder(
@@ -83,6 +95,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     log,
     scheduleAttempts(deps.webhooks, deps.clockMs),
     stopping.signal,
+    () => inFlight === 0,
   );
   const lanes = new Map<number, Lane>();
   /** Recent attempt latency per endpoint (ms): how fast it gets through what is claimed for it. */
@@ -96,18 +109,31 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
 
   // A nudge that arrives while the loop is busy is remembered, so the next idle() returns at once.
   let nudged = false;
+  /**
+   * Whether the next claim starts a round of looks for due deliveries (new ones were queued, or
+   * a poll is due); otherwise it only tops up the lanes known to have more.
+   */
+  let lookWanted = true;
+  /** How far (in claim buckets) the round of looks in progress has walked, if one is. */
+  let walked: number | undefined;
+  let lastRoundEnd = Number.NEGATIVE_INFINITY;
   let wake: (() => void) | undefined;
   const nudge = () => {
     nudged = true;
     wake?.();
   };
   const unsubscribe = deps.store.bus.subscribe((message) => {
-    if ("resync" in message || message.changes.deliveries) nudge();
+    if (!("resync" in message) && !message.changes.deliveries) return;
+    lookWanted = true;
+    nudge();
   });
-  const idle = async () => {
+  const idle = async (waitMs = pollMs) => {
     if (!nudged) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, pollMs);
+        const timer = setTimeout(() => {
+          lookWanted = true;
+          resolve();
+        }, waitMs);
         wake = () => {
           clearTimeout(timer);
           resolve();
@@ -121,21 +147,28 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   /**
    * How many of an endpoint's deliveries this worker holds at most: as many as it gets through,
    * at `endpointConcurrency` at once, in the time a lease leaves to start them (an endpoint not
-   * yet heard from is assumed to take the whole timeout each time).
+   * yet heard from is assumed to take the whole timeout each time), and no more than its share
+   * of what the worker holds, so that every endpoint with deliveries due gets its turn.
    */
   const laneCap = (endpointId: number) => {
     const latency = Math.max(latencies.get(endpointId) ?? timeoutMs, 1);
     const window = leaseMs - timeoutMs - LEASE_SAFETY_MS;
-    return Math.min(laneLimit, Math.max(1, Math.floor(window / latency)) * endpointConcurrency);
+    const paced = Math.max(1, Math.floor(window / latency)) * endpointConcurrency;
+    const share = Math.max(2 * endpointConcurrency, Math.floor(topUpLimit / Math.max(1, lanes.size)));
+    return Math.min(laneLimit, paced, share);
   };
   /** How many more of an endpoint's deliveries may be claimed now. */
   const room = (ref: EndpointRef) => {
     const lane = lanes.get(ref.endpointId);
     return laneCap(ref.endpointId) - (lane ? lane.waiting.length + lane.inFlight : 0);
   };
-  /** Whether a lane with more due has run down to half of what it may hold: time to top it up. */
-  const runDown = (lane: Lane) =>
-    lane.backlog && room(lane.ref) >= Math.ceil(laneCap(lane.ref.endpointId) / 2);
+  /**
+   * Whether a lane with more due has run down to `share` of what it may hold. At half, the loop
+   * is woken to top it up; every other such lane down to a quarter is topped up with it, so the
+   * lanes of a busy worker are refilled together, in one transaction.
+   */
+  const runDown = (lane: Lane, share = 1 / 2) =>
+    lane.backlog && room(lane.ref) >= Math.ceil(laneCap(lane.ref.endpointId) * share);
   const noteLatency = (endpointId: number, ms: number) => {
     const before = latencies.get(endpointId);
     latencies.delete(endpointId);
@@ -161,19 +194,19 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   const dropIfIdle = (lane: Lane) => {
     if (lane.waiting.length === 0 && lane.inFlight === 0 && !lane.backlog) lanes.delete(lane.ref.endpointId);
   };
-  const fresh = (lane: Lane) =>
-    lane.target !== undefined && performance.now() - lane.readAt <= ENDPOINT_FRESH_MS;
+  const age = (lane: Lane) =>
+    lane.target === undefined ? Number.POSITIVE_INFINITY : performance.now() - lane.readAt;
 
-  /** Reads the endpoints of lanes whose copy is stale, in one statement, then dispatches again. */
+  /** Reads the endpoints of lanes whose copy is due for a refresh, in one statement, then dispatches again. */
   const refresh = () => {
     if (refreshing) return;
-    const stale = [...lanes.values()].filter((l) => l.waiting.length > 0 && !fresh(l));
+    const stale = [...lanes.values()].filter((l) => l.waiting.length > 0 && age(l) > ENDPOINT_REFRESH_MS);
     if (stale.length === 0) return;
     refreshing = true;
     retryUnavailable(
       () =>
         readEndpointTargets(
-          deps.store.db,
+          deps.store,
           stale.map((l) => l.ref),
         ),
       { signal: stopping.signal, clockMs: deps.clockMs },
@@ -204,10 +237,8 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       for (const lane of [...lanes.values()]) {
         if (inFlight >= concurrency) break;
         if (lane.waiting.length === 0 || lane.inFlight >= endpointConcurrency) continue;
-        if (!fresh(lane)) {
-          refresh();
-          continue;
-        }
+        if (age(lane) > ENDPOINT_REFRESH_MS) refresh();
+        if (age(lane) > ENDPOINT_STALE_MS) continue;
         const next = lane.waiting.shift();
         if (!next) continue;
         waiting--;
@@ -234,17 +265,20 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     inFlight++;
     lane.inFlight++;
     attemptDelivery(deps, pool, target, event)
-      .then((attempt) => {
-        noteLatency(claimed.endpointId, attempt.latencyMs);
-        recorder.add({ kind: "attempt", claimed, attempt });
-      })
-      .catch((error: unknown) => {
-        log.error({ err: errorFacts(error), delivery: claimed.id }, "webhook attempt failed");
-        recorder.add({ kind: "release", claimed });
-      })
-      .finally(() => {
+      .then(
+        (attempt): Outcome => {
+          noteLatency(claimed.endpointId, attempt.latencyMs);
+          return { kind: "attempt", claimed, attempt };
+        },
+        (error: unknown): Outcome => {
+          log.error({ err: errorFacts(error), delivery: claimed.id }, "webhook attempt failed");
+          return { kind: "release", claimed };
+        },
+      )
+      .then((outcome) => {
         inFlight--;
         lane.inFlight--;
+        recorder.add(outcome);
         // Claims come in batches: the loop is woken when a lane has room for half a batch.
         if (runDown(lane)) nudge();
         dropIfIdle(lane);
@@ -253,38 +287,79 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   };
 
   /**
-   * Claims a batch: first it tops up the endpoints known to have more due (a lease each, no look
-   * needed), then looks from the cursor for others, a few looks at most, stopping at the first
-   * that leases nothing. Returns whether the looks were cut short (more may be due at once).
+   * Claims a batch: first it tops up the endpoints known to have more due (a lease each, in one
+   * transaction, no look needed), then — when new deliveries were queued or a poll is due — looks
+   * from the cursor for others, a few looks at most, stopping at the first that leases nothing.
+   * Returns whether the looks were cut short (more may be due at once).
    */
-  const claim = async (): Promise<{ claimed: number; more: boolean }> => {
+  const claim = async (): Promise<{ claimed: number; more: boolean; waitMs?: number }> => {
     let claimed = 0;
     const nowMs = deps.clockMs();
     const lease = { nowMs, leaseMs, leaseToken: randomBytes(12).toString("hex") };
-    for (const lane of [...lanes.values()]) {
-      const take = Math.min(room(lane.ref), aheadLimit - waiting);
-      if (!running || !runDown(lane) || take <= 0) continue;
-      const got = await leaseDueDeliveries(deps.store, lane.ref, { take, ...lease });
-      lane.backlog = got.length === take;
-      claimed += await queue(got);
-      dropIfIdle(lane);
+    const refills: { endpoint: EndpointRef; take: number }[] = [];
+    let left = topUpLimit - waiting;
+    for (const lane of lanes.values()) {
+      const take = Math.min(room(lane.ref), left);
+      if (!runDown(lane, 1 / 4) || take <= 0) continue;
+      refills.push({ endpoint: lane.ref, take });
+      left -= take;
     }
-    for (let round = 0; round < CLAIM_ROUNDS; round++) {
-      const want = aheadLimit - waiting;
-      if (!running || want <= 0) return { claimed, more: false };
+    if (refills.length > 0 && running) {
+      const got = await transact(deps.store, (tx) => leaseDueDeliveries(tx, refills, lease));
+      claimed += await queue(got);
+      noteBacklogs(refills, got);
+    }
+    // A round of looks walks every claim bucket once from the cursor, a few looks per claim.
+    if (walked === undefined) {
+      const since = performance.now() - lastRoundEnd;
+      // Deliveries come due without a nudge (retries, other processes): a poll even when busy.
+      if (since >= pollMs) lookWanted = true;
+      if (!lookWanted) return { claimed, more: false };
+      if (lanes.size > 0 && since < LOOK_INTERVAL_MS)
+        return { claimed, more: false, waitMs: LOOK_INTERVAL_MS - since };
+      lookWanted = false;
+      walked = 0;
+    }
+    // Lanes known to have more are left to the top-ups above.
+    const fresh = (ref: EndpointRef) => (lanes.get(ref.endpointId)?.backlog ? 0 : room(ref));
+    for (let look = 0; look < LOOKS_PER_CLAIM; look++) {
+      const limit = aheadLimit - waiting;
+      // Full: the round waits until attempts make room and wake the loop.
+      if (!running || limit <= 0) return { claimed, more: false };
+      const from = cursor.bucket;
       const got = await claimDueDeliveries(deps.store, cursor, {
-        limit: Math.min(want, LOOK_LIMIT),
-        room,
+        look: LOOK_LIMIT,
+        limit,
+        room: fresh,
         ...lease,
       });
-      if (got.claimed.length === 0) return { claimed, more: false };
       claimed += await queue(got.claimed);
-      for (const c of got.claimed) {
-        const lane = lanes.get(c.endpointId);
-        if (lane) lane.backlog = room(lane.ref) <= 0;
+      noteBacklogs(got.asked, got.claimed);
+      walked +=
+        got.found === 0
+          ? CLAIM_BUCKETS
+          : (cursor.bucket - from + CLAIM_BUCKETS) % CLAIM_BUCKETS || CLAIM_BUCKETS;
+      if (walked >= CLAIM_BUCKETS) {
+        walked = undefined;
+        lastRoundEnd = performance.now();
+        return { claimed, more: false };
       }
     }
     return { claimed, more: true };
+  };
+  /** An endpoint that gave all that was asked of it probably has more due: its lane is topped up directly. */
+  const noteBacklogs = (
+    asked: readonly { endpoint: EndpointRef; take: number }[],
+    got: readonly Claimed[],
+  ) => {
+    const counts = new Map<number, number>();
+    for (const c of got) counts.set(c.endpointId, (counts.get(c.endpointId) ?? 0) + 1);
+    for (const { endpoint, take } of asked) {
+      const lane = lanes.get(endpoint.endpointId);
+      if (!lane) continue;
+      lane.backlog = counts.get(endpoint.endpointId) === take;
+      dropIfIdle(lane);
+    }
   };
 
   /** Reads the claimed deliveries' events and queues them; what cannot be read goes back. */
@@ -296,7 +371,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       events = await retryUnavailable(
         () =>
           readDeliveryEvents(
-            deps.store.db,
+            deps.store,
             claimed.map((c) => c.eventId),
           ),
         { until: readBy, signal: stopping.signal, clockMs: deps.clockMs },
@@ -321,9 +396,10 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   const loop = async () => {
     while (running) {
       let more = false;
+      let waitMs: number | undefined;
       if (waiting < aheadLimit) {
         try {
-          more = (await claim()).more;
+          ({ more, waitMs } = await claim());
           if (storeAway) log.info?.({}, "store is back; webhook delivery resumes");
           storeAway = false;
         } catch (error) {
@@ -336,7 +412,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
         }
       }
       dispatch();
-      if (!more) await idle();
+      if (!more) await idle(waitMs);
     }
   };
   const done = loop();

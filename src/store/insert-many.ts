@@ -86,7 +86,7 @@ export async function insertMany<R, Out = Record<string, unknown>>(
 const statements = new WeakMap<object, Map<string, Sqlite.Statement>>();
 
 /** The embedded store's prepared statement for `text`, prepared once per connection. */
-export function statementFor(db: NonNullable<Tx["sqlite"]>, text: string) {
+export function statementFor(db: NonNullable<Tx["sqlite"]>, text: string): Sqlite.Statement {
   let cache = statements.get(db);
   if (!cache) {
     cache = new Map();

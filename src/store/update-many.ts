@@ -15,8 +15,9 @@ export interface BulkUpdate<R> {
 
 /**
  * Updates many rows, each with its own values, in one statement on PostgreSQL
- * (`UPDATE … FROM unnest($1::type[], …)`, one bound array per column, with every match column
- * also bound as `= any(…)` so the key's index is used) and with one prepared statement run per
+ * (`UPDATE … FROM unnest($1::type[], …)`, one bound array per column; the first match column —
+ * the shard key where there is one — is also bound as `= any(…)`, so the statement names its
+ * rows' keys and the index is used) and with one prepared statement run per
  * row on SQLite. Returns, for each row in order, whether a row matched and was updated.
  *
  * @example
@@ -25,6 +26,8 @@ export interface BulkUpdate<R> {
 export async function updateMany<R>(tx: Tx, spec: BulkUpdate<R>): Promise<boolean[]> {
   if (spec.rows.length === 0) return [];
   const columns = [...spec.match, ...spec.set];
+  const [first] = spec.match;
+  if (!first) throw new Error("updateMany needs a column to match rows by");
   const cleared = spec.clear ?? [];
   if (tx.dialect === "postgres") {
     const array = (c: BulkColumn<R>) => sql`${spec.rows.map((r) => r[c.name] ?? null)}::${sql.raw(c.pg)}[]`;
@@ -39,9 +42,9 @@ export async function updateMany<R>(tx: Tx, spec: BulkUpdate<R>): Promise<boolea
       from unnest(${sql.join(columns.map(array))}) with ordinality
         as v(${sql.join([...columns.map((c) => sql.ref(c.name)), sql.ref("n")])})
       where ${sql.join(
-        spec.match.flatMap((c) => [sql`${t(c.name)} = ${v(c.name)}`, sql`${t(c.name)} = any(${array(c)})`]),
+        spec.match.map((c) => sql`${t(c.name)} = ${v(c.name)}`),
         sql` and `,
-      )}
+      )} and ${t(first.name)} = any(${array(first)})
       returning ${v("n")}`;
     const updated = new Set((await query.execute(tx.trx)).rows.map((r) => Number(r.n) - 1));
     return spec.rows.map((_, i) => updated.has(i));

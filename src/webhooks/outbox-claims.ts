@@ -1,9 +1,10 @@
-import { forUpdate } from "../store/for-update.js";
+import { anyOf } from "../store/any-of.js";
+import { amongIds, forUpdate, lockEach } from "../store/for-update.js";
 import { bulkColumns, insertMany } from "../store/insert-many.js";
 import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import type { DeliveryStatus, ErrorClass, EventRow } from "../store/schema.js";
 import type { Executor, Store } from "../store/store.js";
-import type { Tx } from "../store/transaction.js";
+import { type Tx, transact } from "../store/transaction.js";
 import { updateMany } from "../store/update-many.js";
 import { markEndpointFailing, markEndpointHealthy } from "./endpoint-health.js";
 import { adjustDeliveryCounts, type CountDelta, type EndpointRef, holdDeliveries } from "./outbox.js";
@@ -35,6 +36,8 @@ export interface ClaimCursor {
 export const newClaimCursor = (): ClaimCursor => ({ bucket: Math.floor(Math.random() * CLAIM_BUCKETS) });
 
 export interface ClaimRequest {
+  /** How many due deliveries the look reads (to find endpoints; it leases none of them itself). */
+  look: number;
   /** At most this many deliveries in all. */
   limit: number;
   /** How many more of one endpoint's deliveries the claimer will take now (it may be 0). */
@@ -48,6 +51,8 @@ export interface ClaimResult {
   claimed: Claimed[];
   /** Due deliveries the look found; 0 means nothing is due anywhere the cursor looked. */
   found: number;
+  /** How many of each endpoint's deliveries were asked for: one that gave them all may have more. */
+  asked: { endpoint: EndpointRef; take: number }[];
 }
 
 /**
@@ -55,7 +60,7 @@ export interface ClaimResult {
  * lease, walking the claim buckets from the cursor's (soonest due first within a bucket) and
  * moving the cursor past the last bucket it looked at.
  *
- * First a plain read finds whose deliveries are due, up to `limit` of them; then, for each
+ * First a plain read finds whose deliveries are due, reading up to `look` of them; then, for each
  * endpoint found, one statement leases up to `room(endpoint)` of its due deliveries, soonest due
  * first — filtered by user, so on Citus it runs on that user's shard alone (Citus cannot lock
  * rows across shards) — with `FOR UPDATE SKIP LOCKED` on PostgreSQL: concurrent claimers skip
@@ -65,7 +70,7 @@ export interface ClaimResult {
 export async function claimDueDeliveries(
   store: Store,
   cursor: ClaimCursor,
-  { limit, room, nowMs, leaseMs, leaseToken }: ClaimRequest,
+  { look, limit, room, nowMs, leaseMs, leaseToken }: ClaimRequest,
 ): Promise<ClaimResult> {
   const due = (db: Executor) => dueDeliveries(db, nowMs);
   const from = cursor.bucket;
@@ -74,15 +79,15 @@ export async function claimDueDeliveries(
     .where("bucket", ">=", from)
     .orderBy("bucket")
     .orderBy("next_attempt_at_ms")
-    .limit(limit)
+    .limit(look)
     .execute();
-  if (found.length < limit && from > 0) {
+  if (found.length < look && from > 0) {
     const wrapped = await due(store.db)
       .select(["user_id", "endpoint_id", "bucket"])
       .where("bucket", "<", from)
       .orderBy("bucket")
       .orderBy("next_attempt_at_ms")
-      .limit(limit - found.length)
+      .limit(look - found.length)
       .execute();
     found.push(...wrapped);
   }
@@ -91,50 +96,67 @@ export async function claimDueDeliveries(
   const endpoints = new Map<number, EndpointRef>();
   for (const r of found) endpoints.set(r.endpoint_id, { userId: r.user_id, endpointId: r.endpoint_id });
 
-  const claimed: Claimed[] = [];
+  const wanted: { endpoint: EndpointRef; take: number }[] = [];
+  let left = limit;
   for (const endpoint of endpoints.values()) {
-    const take = Math.min(limit - claimed.length, room(endpoint));
+    const take = Math.min(left, room(endpoint));
     if (take <= 0) continue;
-    claimed.push(...(await leaseDueDeliveries(store, endpoint, { take, nowMs, leaseMs, leaseToken })));
+    wanted.push({ endpoint, take });
+    left -= take;
   }
-  return { claimed, found: found.length };
+  if (wanted.length === 0) return { claimed: [], found: found.length, asked: wanted };
+  const claimed = await transact(store, (tx) =>
+    leaseDueDeliveries(tx, wanted, { nowMs, leaseMs, leaseToken }),
+  );
+  return { claimed, found: found.length, asked: wanted };
 }
 
 /**
- * Leases up to `take` of one endpoint's due deliveries, soonest due first, in one statement
- * filtered by user (one shard on Citus) with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
- * concurrent claimers skip each other's rows. A claimer that knows an endpoint has more due (it
- * took all it asked for last time) tops it up this way without looking first.
+ * Leases up to `take` of each endpoint's due deliveries, soonest due first, in the caller's
+ * transaction: one statement per endpoint, filtered by user (one shard on Citus), with
+ * `FOR UPDATE SKIP LOCKED` on PostgreSQL so that concurrent claimers skip each other's rows. A
+ * claimer that knows an endpoint has more due (it took all it asked for last time) tops it up
+ * this way without looking first. Leases are taken in one transaction, so one commit.
  */
 export async function leaseDueDeliveries(
-  store: Store,
-  { userId, endpointId }: EndpointRef,
-  { take, nowMs, leaseMs, leaseToken }: { take: number; nowMs: number; leaseMs: number; leaseToken: string },
+  tx: Tx,
+  wanted: readonly { endpoint: EndpointRef; take: number }[],
+  { nowMs, leaseMs, leaseToken }: { nowMs: number; leaseMs: number; leaseToken: string },
 ): Promise<Claimed[]> {
   const leaseUntilMs = nowMs + leaseMs;
-  // One statement, so one transaction: the rows it locks are leased when it commits.
-  const rows = await store.db
-    .updateTable("webhook_deliveries")
-    .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
-    .where("user_id", "=", userId)
-    .where(
-      "id",
-      "in",
-      forUpdate(
-        store,
-        dueDeliveries(store.db, nowMs)
-          .select("id")
-          .where("user_id", "=", userId)
-          .where("endpoint_id", "=", endpointId)
-          .orderBy("next_attempt_at_ms")
-          .limit(take),
-        { skipLocked: true },
-      ),
-    )
-    .returning(["id", "event_id"])
-    .execute();
-  rows.sort((a, b) => a.id - b.id);
-  return rows.map((r) => ({ id: r.id, userId, endpointId, eventId: r.event_id, leaseToken, leaseUntilMs }));
+  const claimed: Claimed[] = [];
+  for (const { endpoint, take } of wanted) {
+    const { userId, endpointId } = endpoint;
+    const rows = await tx.trx
+      .updateTable("webhook_deliveries")
+      .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
+      // The endpoint too, so that SQLite finds the rows by the (user, endpoint, id) index rather
+      // than scanning the user's.
+      .where("user_id", "=", userId)
+      .where("endpoint_id", "=", endpointId)
+      .where(() =>
+        amongIds(
+          tx,
+          "id",
+          forUpdate(
+            tx,
+            dueDeliveries(tx.trx, nowMs)
+              .select("id")
+              .where("user_id", "=", userId)
+              .where("endpoint_id", "=", endpointId)
+              .orderBy("next_attempt_at_ms")
+              .limit(take),
+            { skipLocked: true },
+          ),
+        ),
+      )
+      .returning(["id", "event_id"])
+      .execute();
+    rows.sort((a, b) => a.id - b.id);
+    for (const r of rows)
+      claimed.push({ id: r.id, userId, endpointId, eventId: r.event_id, leaseToken, leaseUntilMs });
+  }
+  return claimed;
 }
 
 /** Deliveries due by `nowMs` (pending or failed) that no live lease holds. */
@@ -153,14 +175,14 @@ export type DeliveryEvent = Pick<EventRow, "public_id" | "type" | "occurred_at" 
  * on Citus, so they are read by id on their own).
  */
 export async function readDeliveryEvents(
-  db: Executor,
+  store: Store,
   eventIds: readonly number[],
 ): Promise<Map<number, DeliveryEvent>> {
   if (eventIds.length === 0) return new Map();
-  const rows = await db
+  const rows = await store.db
     .selectFrom("events")
     .select(["id", "public_id", "type", "occurred_at", "data", "overrides"])
-    .where("id", "in", [...new Set(eventIds)])
+    .where(() => anyOf(store.dialect, "id", [...new Set(eventIds)]))
     .execute();
   return new Map(rows.map(({ id, ...event }) => [id, event]));
 }
@@ -177,18 +199,20 @@ export interface EndpointTarget {
 
 /** Endpoints as they are now, by endpoint id, in one statement. */
 export async function readEndpointTargets(
-  db: Executor,
+  store: Store,
   endpoints: readonly EndpointRef[],
 ): Promise<Map<number, EndpointTarget>> {
   if (endpoints.length === 0) return new Map();
-  const rows = await db
+  const rows = await store.db
     .selectFrom("webhook_endpoints")
     .select(["id", "url", "secret", "previous_secret", "previous_secret_until", "disabled_at", "deleted_at"])
-    .where("user_id", "in", [...new Set(endpoints.map((e) => e.userId))])
-    .where(
-      "id",
-      "in",
-      endpoints.map((e) => e.endpointId),
+    .where(() => anyOf(store.dialect, "user_id", [...new Set(endpoints.map((e) => e.userId))]))
+    .where(() =>
+      anyOf(
+        store.dialect,
+        "id",
+        endpoints.map((e) => e.endpointId),
+      ),
     )
     .execute();
   return new Map(
@@ -320,18 +344,30 @@ export async function recordOutcomes(
   const refs = new Map<number, EndpointRef>();
   for (const { claimed } of outcomes)
     refs.set(claimed.endpointId, { userId: claimed.userId, endpointId: claimed.endpointId });
+  const sorted = [...refs.values()].sort((a, b) => a.endpointId - b.endpointId);
+  const locked = await lockEach(tx, sorted, (some) =>
+    tx.trx
+      .selectFrom("webhook_endpoints")
+      .select(["id", "failing_since", "disabled_at", "deleted_at"])
+      .where((eb) =>
+        // One endpoint (PostgreSQL locks them one by one): by its key, one shard on Citus.
+        some.length === 1 && some[0]
+          ? eb.and([eb("user_id", "=", some[0].userId), eb("id", "=", some[0].endpointId)])
+          : eb.and([
+              anyOf(tx.dialect, "user_id", [...new Set(some.map((r) => r.userId))]),
+              anyOf(
+                tx.dialect,
+                "id",
+                some.map((r) => r.endpointId),
+              ),
+            ]),
+      ),
+  );
   const endpoints = new Map<number, EndpointState>();
-  for (const ref of [...refs.values()].sort((a, b) => a.endpointId - b.endpointId)) {
-    const row = await forUpdate(
-      tx,
-      tx.trx
-        .selectFrom("webhook_endpoints")
-        .select(["failing_since", "disabled_at", "deleted_at"])
-        .where("user_id", "=", ref.userId)
-        .where("id", "=", ref.endpointId),
-    ).executeTakeFirst();
-    if (!row) continue;
-    endpoints.set(ref.endpointId, {
+  for (const row of locked) {
+    const ref = refs.get(row.id);
+    if (!ref) continue;
+    endpoints.set(row.id, {
       ref,
       failingSince: row.failing_since,
       disabledAt: row.disabled_at,
@@ -353,8 +389,8 @@ export async function recordOutcomes(
         .whereRef("a.delivery_id", "=", "d.id")
         .as("attempts"),
     )
-    .where("d.user_id", "in", users)
-    .where("d.id", "in", ids)
+    .where(() => anyOf(tx.dialect, "d.user_id", users))
+    .where(() => anyOf(tx.dialect, "d.id", ids))
     .execute();
   const deliveries = new Map(rows.map((r) => [r.id, { ...r, attempts: Number(r.attempts ?? 0) }]));
 
