@@ -8,13 +8,13 @@
  *   npm run bench:webhooks -- --store sqlite          (or postgres)
  *   npm run bench:webhooks -- --store postgres --events 50000 --profile /tmp/prof
  *
- * The backlog is built while the endpoints are disabled (their deliveries wait as `held`); the
- * clock starts when they are all enabled again, which queues the backlog due at once and wakes
- * the worker, and stops when the last delivery arrives. `--profile DIR` runs Belfry under
- * `node --cpu-prof`.
+ * The backlog is queued through batch ingest by an instance that runs no worker; then a fresh
+ * `belfry serve` drains it, timed from the first delivery to arrive to the last, with the CPU
+ * time Belfry (and on PostgreSQL, the database server) spent per delivery in that window.
+ * `--profile DIR` runs the draining Belfry under `node --cpu-prof`.
  */
 import { fork } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -69,11 +69,12 @@ const env = belfryEnv(freshDatabase(STORE, values.pg ?? ""), {
 });
 log(`store: ${STORE}; ${ENDPOINTS} users, one endpoint each; ${fmt(EVENTS)} events`);
 const users = seed(env, ENDPOINTS, 0);
-const nodeFlags = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
-const belfry = await startBelfry(env, { nodeFlags });
+// The backlog is queued by an instance without a worker; a second one, with its worker, drains it.
+const setup = await startBelfry(env, { extraEnv: { BELFRY_WEBHOOK_WORKER: "false" } });
+let base = setup.url;
 
 const call = async (method: string, path: string, token: string, body?: unknown) => {
-  const r = await fetch(`${belfry.url}${path}`, {
+  const r = await fetch(`${base}${path}`, {
     method,
     headers: {
       authorization: `Bearer ${token}`,
@@ -91,11 +92,7 @@ for (const [i, user] of users.entries()) {
   const created = await call("POST", "/api/v1/me/webhooks", user.key, { url });
   endpoints.push({ user, id: created.id });
 }
-const setEnabled = (enabled: boolean) =>
-  Promise.all(endpoints.map((e) => call("PATCH", `/api/v1/me/webhooks/${e.id}`, e.user.key, { enabled })));
-
-// The backlog, through batch ingest, while every endpoint is disabled.
-await setEnabled(false);
+// The backlog, through batch ingest.
 let seq = 0;
 const event = (user: SeedUser) => ({
   id: `wh-${seq++}`,
@@ -108,18 +105,26 @@ for (let i = 0; i < EVENTS; i += 1000) {
   const events = Array.from({ length: n }, (_, j) => event(users[(i + j) % users.length] as SeedUser));
   await call("POST", "/admin/v1/events/batch", ADMIN_TOKEN, { events });
 }
-log(`  backlog of ${fmt(EVENTS)} held deliveries queued`);
+log(`  backlog of ${fmt(EVENTS)} deliveries queued`);
+setup.stop();
+await exited(setup);
 
-// Throughput: enable every endpoint at once and wait for the last delivery.
+// Throughput: from the first delivery to arrive to the last, with the CPU time Belfry and
+// PostgreSQL (every postgres process on the machine) spent in between.
 resetReceivers();
+const nodeFlags = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
+const belfry = await startBelfry(env, { nodeFlags });
+base = belfry.url;
 const rss = sampleRss(belfry.pid);
+await until(() => received() > 0, 60_000);
+const firstArrival = Math.min(...receivers.map((r) => r.received[0]?.at ?? Number.POSITIVE_INFINITY));
 const cpuBefore = cpuMs(belfry.pid);
-const started = performance.now();
-await setEnabled(true);
+const pgBefore = STORE === "postgres" ? postgresCpuMs() : 0;
 await until(() => received() >= EVENTS, 600_000);
 const lastArrival = Math.max(...receivers.map((r) => r.received.at(-1)?.at ?? 0));
-const belfryRate = EVENTS / ((lastArrival - started) / 1000);
+const belfryRate = (EVENTS - 1) / ((lastArrival - firstArrival) / 1000);
 const belfryCpu = (cpuMs(belfry.pid) - cpuBefore) / EVENTS;
+const pgCpu = STORE === "postgres" ? (postgresCpuMs() - pgBefore) / EVENTS : undefined;
 const belfryConnections = connections();
 const replay = receivers.flatMap((r) => r.received.map(({ at: _, ...req }) => req));
 const uniqueIds = new Set(replay.map((r) => r.headers["webhook-id"])).size;
@@ -175,7 +180,7 @@ await Promise.all(receivers.map((r) => r.close()));
 
 console.log(`\n## Webhook delivery, ${machine(STORE)}`);
 console.log(
-  `${fmt(EVENTS)} deliveries to ${ENDPOINTS} local endpoints, ${CONCURRENCY} in flight; CPU: the sender's process (user + system) per request; latency: ${LATENCY_SAMPLES} single events, worker idle\n`,
+  `${fmt(EVENTS)} deliveries to ${ENDPOINTS} local endpoints, ${CONCURRENCY} in flight; CPU: the sending process (user + system) per request; latency: ${LATENCY_SAMPLES} single events, worker idle\n`,
 );
 table(
   [
@@ -211,6 +216,8 @@ table(
     ],
   ],
 );
+if (pgCpu !== undefined)
+  console.log(`\nPostgreSQL server CPU per delivery meanwhile: ${(pgCpu * 1000).toFixed(0)} µs`);
 console.log(
   `\nreceived ${fmt(replay.length)} requests for ${fmt(uniqueIds)} events (${fmt(replay.length - uniqueIds)} repeated); bare client failures: ${bare.failed}`,
 );
@@ -224,6 +231,21 @@ function cpuMs(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ") ?? [];
   // utime and stime are the 12th and 13th fields after the command name, in clock ticks (100/s).
   return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU time of every postgres process on this machine, in ms (other databases' work included). */
+function postgresCpuMs(): number {
+  let total = 0;
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      if (!stat.includes("(postgres)")) continue;
+      const f = stat.split(") ")[1]?.split(" ") ?? [];
+      total += (Number(f[11]) + Number(f[12])) * 10;
+    } catch {}
+  }
+  return total;
 }
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {

@@ -12,13 +12,14 @@ const USER_AGENT = `Belfry-Webhooks/${VERSION}`;
 
 /**
  * Makes one attempt: the event's payload, signed with the endpoint's secret (and the previous
- * one during a rotation's overlap), POSTed over the pool. A refused or unresolvable address is an
+ * one during a rotation's overlap), POSTed over the pool to `url` (the endpoint's, parsed). A refused or unresolvable address is an
  * attempt too, recorded as `blocked` or `dns` without a packet sent.
  */
 export async function attemptDelivery(
   deps: Deps,
   pool: ConnectionPool,
   endpoint: EndpointTarget,
+  url: URL,
   event: DeliveryEvent,
 ): Promise<AttemptRecord> {
   const attemptedAt = deps.clock();
@@ -34,7 +35,7 @@ export async function attemptDelivery(
     "webhook-timestamp": String(timestamp),
     "webhook-signature": secrets.map((s) => sign(s, event.public_id, timestamp, body)).join(" "),
   };
-  const outcome = await postWebhook(pool, new URL(endpoint.url), headers, body, deps.webhooks.timeoutMs);
+  const outcome = await postWebhook(pool, url, headers, body, deps.webhooks.timeoutMs);
   return { attemptedAt, ...outcome };
 }
 

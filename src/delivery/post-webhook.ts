@@ -77,7 +77,7 @@ function send(
       if (destroy) req.destroy();
       resolve(outcome);
     };
-    const req = request(url, { method: "POST", headers, agent });
+    const req = request({ ...requestOptions(url), method: "POST", headers, agent });
     const timer = setTimeout(
       () => finish({ status: null, body: null, latencyMs: elapsed(), errorClass: "timeout" }, true),
       Math.max(0, deadline - performance.now()),
@@ -103,11 +103,12 @@ function send(
         const outcome: AttemptOutcome = {
           status,
           // PostgreSQL text cannot hold U+0000; a receiver's stray NUL should not break the record.
-          body: text.replaceAll("\u0000", "\ufffd"),
+          body: text.includes("\u0000") ? text.replaceAll("\u0000", "\ufffd") : text,
           latencyMs: elapsed(),
           errorClass: status >= 200 && status < 300 ? null : "http_status",
         };
-        const retryAfter = res.headers["retry-after"];
+        // Read only where the schedule honours it (the headers object is built on first use).
+        const retryAfter = status === 429 || status === 503 ? res.headers["retry-after"] : undefined;
         if (typeof retryAfter === "string") outcome.retryAfter = retryAfter;
         // A body read to its end leaves the connection reusable; one cut short does not.
         finish(outcome, !whole);
@@ -130,18 +131,35 @@ function readCapped(res: IncomingMessage, done: (text: string, whole: boolean) =
     called = true;
     done(Buffer.concat(chunks).toString("utf8"), whole);
   };
-  const declared = Number(res.headers["content-length"] ?? Number.NaN);
   res.on("data", (chunk: Buffer) => {
     const room = RESPONSE_BODY_LIMIT - size;
     if (room > 0) chunks.push(chunk.length > room ? chunk.subarray(0, room) : chunk);
     size += chunk.length;
     // Past the limit, or at it with more announced: the rest is not read.
-    if (size > RESPONSE_BODY_LIMIT || (size === RESPONSE_BODY_LIMIT && declared > size)) call(false);
+    if (size > RESPONSE_BODY_LIMIT) call(false);
+    else if (size === RESPONSE_BODY_LIMIT && Number(res.headers["content-length"] ?? 0) > size) call(false);
   });
   res.on("end", () => call(true));
   // A body cut off mid-way (the connection failed): keep what arrived; the connection is gone.
   res.on("error", () => call(false));
   res.on("aborted", () => call(false));
+}
+
+const options = new WeakMap<URL, { protocol: string; hostname: string; port: string; path: string }>();
+
+/** The request options of `url`, worked out once per URL object (Node would on every request). */
+function requestOptions(url: URL) {
+  let o = options.get(url);
+  if (!o) {
+    o = {
+      protocol: url.protocol,
+      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+    };
+    options.set(url, o);
+  }
+  return o;
 }
 
 function classify(error: Error): ErrorClass {

@@ -60,6 +60,8 @@ interface Lane {
   inFlight: number;
   /** The endpoint as last read (null: it no longer exists), and when (performance.now()). */
   target?: EndpointTarget | null;
+  /** Its URL, parsed. */
+  url?: URL;
   readAt: number;
   /** Its last lease took all it asked for: more are probably due, to be topped up directly. */
   backlog: boolean;
@@ -214,7 +216,9 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       .then((targets) => {
         const at = performance.now();
         for (const lane of stale) {
-          lane.target = targets.get(lane.ref.endpointId) ?? null;
+          const target = targets.get(lane.ref.endpointId) ?? null;
+          if (target && target.url !== lane.url?.href) lane.url = new URL(target.url);
+          lane.target = target;
           lane.readAt = at;
         }
       })
@@ -253,8 +257,8 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   };
 
   const start = (lane: Lane, claimed: Claimed, event: DeliveryEvent) => {
-    const target = lane.target;
-    if (deps.clockMs() + timeoutMs + LEASE_SAFETY_MS > claimed.leaseUntilMs || !target) {
+    const { target, url } = lane;
+    if (deps.clockMs() + timeoutMs + LEASE_SAFETY_MS > claimed.leaseUntilMs || !target || !url) {
       recorder.add({ kind: "release", claimed });
       return;
     }
@@ -264,7 +268,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     }
     inFlight++;
     lane.inFlight++;
-    attemptDelivery(deps, pool, target, event)
+    attemptDelivery(deps, pool, target, url, event)
       .then(
         (attempt): Outcome => {
           noteLatency(claimed.endpointId, attempt.latencyMs);
