@@ -63,8 +63,10 @@ export class OutcomeRecorder {
 
   /** Records what is waiting now, and resolves once nothing is waiting or being recorded. */
   async settled(): Promise<void> {
-    this.#start();
-    while (this.#recording) await this.#recording;
+    while (this.busy) {
+      this.#start();
+      await this.#recording;
+    }
   }
 
   #maybeRecord(): void {
@@ -77,19 +79,12 @@ export class OutcomeRecorder {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (this.#recording || this.#pending.length === 0) return;
-    this.#recording = this.#run().finally(() => {
+    const batch = this.#pending.splice(0, MAX_RECORD_BATCH);
+    this.#recording = this.#record(batch).finally(() => {
       this.#recording = undefined;
+      // What arrived meanwhile waits for its own batch to fill, as the first did.
       this.#maybeRecord();
     });
-  }
-
-  async #run(): Promise<void> {
-    // Outcomes that arrived during a commit are recorded next, without waiting again: the
-    // commit was their wait.
-    while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, MAX_RECORD_BATCH);
-      await this.#record(batch);
-    }
   }
 
   async #record(batch: Outcome[]): Promise<void> {

@@ -16,8 +16,9 @@ export interface BulkUpdate<R> {
 /**
  * Updates many rows, each with its own values, in one statement on PostgreSQL
  * (`UPDATE … FROM unnest($1::type[], …)`, one bound array per column; the first match column —
- * the shard key where there is one — is also bound as `= any(…)`, so the statement names its
- * rows' keys and the index is used) and with one prepared statement run per
+ * the shard key where there is one — is also bound as `= any(…)` of its distinct values, so the
+ * statement names its rows' keys; repeated values there would make PostgreSQL misjudge how many
+ * rows match and scan the whole table) and with one prepared statement run per
  * row on SQLite. Returns, for each row in order, whether a row matched and was updated.
  *
  * @example
@@ -44,7 +45,7 @@ export async function updateMany<R>(tx: Tx, spec: BulkUpdate<R>): Promise<boolea
       where ${sql.join(
         spec.match.map((c) => sql`${t(c.name)} = ${v(c.name)}`),
         sql` and `,
-      )} and ${t(first.name)} = any(${array(first)})
+      )} and ${t(first.name)} = any(${[...new Set(spec.rows.map((r) => r[first.name]))]}::${sql.raw(first.pg)}[])
       returning ${v("n")}`;
     const updated = new Set((await query.execute(tx.trx)).rows.map((r) => Number(r.n) - 1));
     return spec.rows.map((_, i) => updated.has(i));
