@@ -301,17 +301,15 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     const nowMs = deps.clockMs();
     const lease = { nowMs, leaseMs, leaseToken: randomBytes(12).toString("hex") };
     const refills: { endpoint: EndpointRef; take: number }[] = [];
-    let left = topUpLimit - waiting;
     for (const lane of lanes.values()) {
-      const take = Math.min(room(lane.ref), left);
-      if (!runDown(lane, 1 / 4) || take <= 0) continue;
-      refills.push({ endpoint: lane.ref, take });
-      left -= take;
+      const take = room(lane.ref);
+      if (runDown(lane, 1 / 4) && take > 0) refills.push({ endpoint: lane.ref, take });
     }
-    if (refills.length > 0 && running) {
-      const got = await transact(deps.store, (tx) => leaseDueDeliveries(tx, refills, lease));
-      claimed += await queue(got);
-      noteBacklogs(refills, got);
+    const left = topUpLimit - waiting;
+    if (refills.length > 0 && left > 0 && running) {
+      const got = await transact(deps.store, (tx) => leaseDueDeliveries(tx, refills, lease, left));
+      claimed += await queue(got.claimed);
+      noteBacklogs(got.asked, got.claimed);
     }
     // A round of looks walks every claim bucket once from the cursor, a few looks per claim.
     if (walked === undefined) {

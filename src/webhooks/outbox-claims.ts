@@ -97,36 +97,39 @@ export async function claimDueDeliveries(
   for (const r of found) endpoints.set(r.endpoint_id, { userId: r.user_id, endpointId: r.endpoint_id });
 
   const wanted: { endpoint: EndpointRef; take: number }[] = [];
-  let left = limit;
   for (const endpoint of endpoints.values()) {
-    const take = Math.min(left, room(endpoint));
-    if (take <= 0) continue;
-    wanted.push({ endpoint, take });
-    left -= take;
+    const take = room(endpoint);
+    if (take > 0) wanted.push({ endpoint, take });
   }
-  if (wanted.length === 0) return { claimed: [], found: found.length, asked: wanted };
-  const claimed = await transact(store, (tx) =>
-    leaseDueDeliveries(tx, wanted, { nowMs, leaseMs, leaseToken }),
+  if (wanted.length === 0) return { claimed: [], found: found.length, asked: [] };
+  const { claimed, asked } = await transact(store, (tx) =>
+    leaseDueDeliveries(tx, wanted, { nowMs, leaseMs, leaseToken }, limit),
   );
-  return { claimed, found: found.length, asked: wanted };
+  return { claimed, found: found.length, asked };
 }
 
 /**
- * Leases up to `take` of each endpoint's due deliveries, soonest due first, in the caller's
- * transaction: one statement per endpoint, filtered by user (one shard on Citus), with
- * `FOR UPDATE SKIP LOCKED` on PostgreSQL so that concurrent claimers skip each other's rows. A
- * claimer that knows an endpoint has more due (it took all it asked for last time) tops it up
- * this way without looking first. Leases are taken in one transaction, so one commit.
+ * Leases up to `take` of each endpoint's due deliveries, soonest due first, and at most `limit`
+ * in all, in the caller's transaction: one statement per endpoint, filtered by user (one shard
+ * on Citus), with `FOR UPDATE SKIP LOCKED` on PostgreSQL so that concurrent claimers skip each
+ * other's rows. A claimer that knows an endpoint has more due (it got all it asked for last
+ * time) tops it up this way without looking first. Returns the leased deliveries and how many of
+ * each endpoint's were asked for (one that gave them all may have more).
  */
 export async function leaseDueDeliveries(
   tx: Tx,
   wanted: readonly { endpoint: EndpointRef; take: number }[],
   { nowMs, leaseMs, leaseToken }: { nowMs: number; leaseMs: number; leaseToken: string },
-): Promise<Claimed[]> {
+  limit = Number.POSITIVE_INFINITY,
+): Promise<{ claimed: Claimed[]; asked: { endpoint: EndpointRef; take: number }[] }> {
   const leaseUntilMs = nowMs + leaseMs;
   const claimed: Claimed[] = [];
-  for (const { endpoint, take } of wanted) {
-    const { userId, endpointId } = endpoint;
+  const asked: { endpoint: EndpointRef; take: number }[] = [];
+  for (const wish of wanted) {
+    const take = Math.min(wish.take, limit - claimed.length);
+    if (take <= 0) break;
+    asked.push({ endpoint: wish.endpoint, take });
+    const { userId, endpointId } = wish.endpoint;
     const rows = await tx.trx
       .updateTable("webhook_deliveries")
       .set({ lease_token: leaseToken, lease_until_ms: leaseUntilMs })
@@ -156,7 +159,7 @@ export async function leaseDueDeliveries(
     for (const r of rows)
       claimed.push({ id: r.id, userId, endpointId, eventId: r.event_id, leaseToken, leaseUntilMs });
   }
-  return claimed;
+  return { claimed, asked };
 }
 
 /** Deliveries due by `nowMs` (pending or failed) that no live lease holds. */

@@ -24,12 +24,23 @@ export interface Receiver {
   received: Received[];
   replies: Reply[];
   fallback: Reply;
+  /** Connections opened to it so far, and how many of them have closed. */
+  connections: number;
+  closedConnections: number;
+  /** Closes the connections that are open but not serving a request. */
+  closeIdle(): void;
   close(): Promise<void>;
 }
 
 export async function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
-  const receiver = { received, replies: [] as Reply[], fallback: { status: 204 } as Reply } as Receiver;
+  const receiver = {
+    received,
+    replies: [] as Reply[],
+    fallback: { status: 204 } as Reply,
+    connections: 0,
+    closedConnections: 0,
+  } as Receiver;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
@@ -46,6 +57,11 @@ export async function startReceiver(): Promise<Receiver> {
       res.writeHead(reply.status, reply.headers ?? {}).end(reply.body ?? "");
     });
   });
+  server.on("connection", (socket) => {
+    receiver.connections++;
+    socket.on("close", () => receiver.closedConnections++);
+  });
+  receiver.closeIdle = () => server.closeIdleConnections();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   receiver.port = port;
