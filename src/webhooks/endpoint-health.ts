@@ -3,7 +3,7 @@ import type { EndpointRef } from "./outbox.js";
 
 /**
  * An endpoint's failure streak and automatic disabling, as delivery attempts report them. The
- * caller holds the endpoint's lock (see outbox-claims.ts `lockClaimedDelivery`).
+ * caller holds the endpoint's lock (see outbox-claims.ts `recordOutcomes`).
  */
 
 /** A 2xx ends the endpoint's failure streak. */
