@@ -7,9 +7,9 @@ import { type Outcome, type PlanAttempt, recordOutcomes } from "../webhooks/outb
 import { errorFacts, type WorkerLog } from "./worker-log.js";
 
 /** The most outcomes one transaction records. */
-export const MAX_RECORD_BATCH = 500;
+export const MAX_RECORD_BATCH = 2000;
 /** A batch is recorded once it has this many outcomes, without waiting for the worker to go idle. */
-export const RECORD_BATCH = 256;
+export const RECORD_BATCH = 1000;
 /** An outcome waits at most this long for its batch to fill while attempts are still running. */
 export const RECORD_WAIT_MS = 100;
 

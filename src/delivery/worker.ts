@@ -34,9 +34,9 @@ const LEASE_MARGIN_MS = 30_000;
 /** An attempt starts only if it can end this long before its lease does. */
 const LEASE_SAFETY_MS = 1000;
 /** Deliveries a worker holds claimed ahead of its attempts, per attempt it runs at once. */
-const AHEAD_PER_SLOT = 100;
+const AHEAD_PER_SLOT = 400;
 /** At most this many of one endpoint's deliveries are claimed ahead, per attempt it may run at once. */
-const AHEAD_PER_ENDPOINT_SLOT = 32;
+const AHEAD_PER_ENDPOINT_SLOT = 128;
 /** Rows one look for due deliveries reads: enough to find many endpoints when users have few each. */
 const LOOK_LIMIT = 32;
 /** Looks one claim makes at most before attempts get their turn (a round of looks may span claims). */
@@ -303,7 +303,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     const refills: { endpoint: EndpointRef; take: number }[] = [];
     for (const lane of lanes.values()) {
       const take = room(lane.ref);
-      if (runDown(lane, 1 / 4) && take > 0) refills.push({ endpoint: lane.ref, take });
+      if (runDown(lane, 1 / 3) && take > 0) refills.push({ endpoint: lane.ref, take });
     }
     const left = topUpLimit - waiting;
     if (refills.length > 0 && left > 0 && running) {
