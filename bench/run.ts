@@ -1,403 +1,68 @@
 /**
- * The feed benchmark. For one store it seeds users through `belfry seed` (batch ingest),
- * starts Belfry and a bare node:http server as child processes, and drives both with autocannon
- * from this process, printing req/s, p50, p99 and the ratio to bare for each scenario, the
- * latency of a 1,000,000-row user against a 100-row user, and Belfry's peak RSS.
+ * `npm run bench`: every benchmark on both stores, then the summary that matters, each measure
+ * as a ratio to its baseline from the same run (bare node:http for reads, batch ingest for single
+ * ingest, a bare keep-alive client for webhook delivery) next to its target.
  *
- *   npm run bench -- --store sqlite              (or postgres)
- *   npm run bench -- --store postgres --duration 10 --big 100000
+ *   npm run bench                      (both stores)
+ *   npm run bench -- --store sqlite    (one)
+ *
+ * Each benchmark also runs alone (`npm run bench:reads`, `bench:ingest`, `bench:webhooks`,
+ * `bench:feed`) and prints its own tables; see BENCHMARKS.md.
  */
-import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { Agent, get } from "node:http";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import autocannon from "autocannon";
+import { parseStore, type StoreKind, table } from "./support/rig.js";
 
-const { values } = parseArgs({
-  options: {
-    store: { type: "string", default: "sqlite" },
-    duration: { type: "string", default: "5" },
-    connections: { type: "string", default: "10" },
-    users: { type: "string", default: "100" },
-    "per-user": { type: "string", default: "100" },
-    big: { type: "string", default: "1000000" },
-    pg: { type: "string", default: "postgres://postgres@127.0.0.1:5432/postgres" },
-  },
-});
-const STORE = values.store as "sqlite" | "postgres";
-const DURATION = Number(values.duration);
-const CONNECTIONS = Number(values.connections);
-const ADMIN = "bench_admin_token_0123456789abcdef0123";
-const CLI = join(import.meta.dirname, "../dist/cli/main.js");
-const PAYMENT = "system.payment.received";
+const { values } = parseArgs({ options: { store: { type: "string" } } });
+const stores: StoreKind[] = values.store ? [parseStore(values.store)] : ["sqlite", "postgres"];
+const BENCHMARKS = ["reads.ts", "ingest.ts", "webhooks.ts"];
 
-interface SeedUser {
-  id: number;
-  key: string;
-}
-
-const cleanup: (() => void)[] = [];
-process.on("exit", () => {
-  for (const f of cleanup) f();
-});
-
-const databaseUrl = freshDatabase();
-log(`store: ${STORE} (${databaseUrl.replace(/\/\/[^@]*@/, "//")})`);
-const env = {
-  ...process.env,
-  DATABASE_URL: databaseUrl,
-  BELFRY_ADMIN_TOKEN: ADMIN,
-  BELFRY_LOG_LEVEL: "warn",
-};
-
-log(`seeding ${values.users} users × ${values["per-user"]} rows, then one user with ${values.big} rows`);
-const small = seed(Number(values.users), Number(values["per-user"]));
-const [big] = seed(1, Number(values.big));
-if (!big || small.length === 0) throw new Error("seeding failed");
-
-const belfry = await startBelfry();
-const bare = await startBare();
-const rss = sampleRss(belfry.pid);
-
-const results: string[][] = [];
-
-const etags = new Map<number, string>();
-const firstIds = new Map<number, number[]>();
-for (const u of small) {
-  const r = await fetch(`${belfry.url}/api/v1/me/notifications/unread-count`, { headers: auth(u) });
-  etags.set(u.id, r.headers.get("etag") ?? "");
-  const list = (await (
-    await fetch(`${belfry.url}/api/v1/me/notifications?page_size=50`, { headers: auth(u) })
-  ).json()) as {
-    items: { id: number }[];
-  };
-  firstIds.set(
-    u.id,
-    list.items.map((i) => i.id),
-  );
-}
-
-const rotating = (
-  path: (u: SeedUser) => string,
-  extra: (u: SeedUser) => Record<string, string> = () => ({}),
-  url = belfry.url,
-) => {
-  let i = 0;
-  return {
-    url,
-    requests: [
-      {
-        setupRequest: (req: autocannon.Request) => {
-          const u = small[i++ % small.length] as SeedUser;
-          return { ...req, path: path(u), headers: { ...req.headers, ...auth(u), ...extra(u) } };
-        },
-      },
-    ],
-  };
-};
-
-// The baseline gets the very same requests (rotating users' headers), so the load generator's
-// own per-request cost is the same on both sides of the ratio.
-const bareGet = await run(
-  "bare node:http",
-  rotating(
-    () => "/api/v1/me/notifications/unread-count",
-    () => ({}),
-    bare.url,
-  ),
-);
-const bareRate = bareGet.rate;
-results.push(row("bare node:http (baseline)", bareGet, bareRate));
-
-const scenarios: [string, autocannon.Options][] = [
-  ["unread-count", rotating(() => "/api/v1/me/notifications/unread-count")],
-  [
-    "unread-count 304",
-    rotating(
-      () => "/api/v1/me/notifications/unread-count",
-      (u) => ({ "if-none-match": etags.get(u.id) ?? "" }),
-    ),
-  ],
-  ["list page 1 (page_size=50)", rotating(() => "/api/v1/me/notifications?page_size=50")],
-  [
-    `list unread=true&type=${PAYMENT}`,
-    rotating(() => `/api/v1/me/notifications?unread=true&type=${PAYMENT}`),
-  ],
-];
-for (const [name, options] of scenarios) results.push(row(name, await run(name, options), bareRate));
-
-let n = 0;
-const markRead = await run("mark-read", {
-  url: belfry.url,
-  method: "POST",
-  requests: [
-    {
-      setupRequest: (req) => {
-        const u = small[n % small.length] as SeedUser;
-        const ids = firstIds.get(u.id) ?? [];
-        const id = ids[Math.floor(n++ / small.length) % Math.max(1, ids.length)];
-        return {
-          ...req,
-          method: "POST",
-          path: `/api/v1/me/notifications/${id}/mark-read`,
-          headers: { ...req.headers, ...auth(u) },
-        };
-      },
-    },
-  ],
-});
-results.push(row("mark-read", markRead, bareRate));
-
-let seq = 0;
-const event = (userId: number) => ({
-  id: `bench-${Date.now()}-${seq++}`,
-  type: PAYMENT,
-  user_id: userId,
-  data: { amount_cents: 2500, balance_cents: 3140 },
-});
-const ingest = await run("single ingest", {
-  url: belfry.url,
-  method: "POST",
-  requests: [
-    {
-      setupRequest: (req) => ({
-        ...req,
-        method: "POST",
-        path: "/admin/v1/events",
-        headers: { ...req.headers, authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-        body: JSON.stringify(event((small[seq % small.length] as SeedUser).id)),
-      }),
-    },
-  ],
-});
-results.push(row("single ingest", ingest, bareRate));
-
-const BATCH = 1000;
-const batch = await run("batch ingest (1,000 events)", {
-  url: belfry.url,
-  method: "POST",
-  connections: 2,
-  requests: [
-    {
-      setupRequest: (req) => ({
-        ...req,
-        method: "POST",
-        path: "/admin/v1/events/batch",
-        headers: { ...req.headers, authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-        body: JSON.stringify({
-          events: Array.from({ length: BATCH }, () => event((small[seq % small.length] as SeedUser).id)),
-        }),
-      }),
-    },
-  ],
-});
-results.push([
-  ...row("batch ingest (1,000 events/request)", batch, bareRate),
-  `${fmt(batch.rate * BATCH)} events/s`,
-]);
-
-// The same two calls for the big user and a 100-row user: one keep-alive connection, one
-// request at a time, timed to the microsecond (autocannon's histogram counts whole ms).
-const reference = small[0] as SeedUser;
-const sizes: string[][] = [];
-for (const [name, path] of [
-  ["unread-count", "/api/v1/me/notifications/unread-count"],
-  ["list page 1", "/api/v1/me/notifications?page_size=50"],
-] as const) {
-  log(`  ${name}: big vs small user…`);
-  const large = await sequentialLatency(`${belfry.url}${path}`, auth(big));
-  const tiny = await sequentialLatency(`${belfry.url}${path}`, auth(reference));
-  sizes.push([
-    name,
-    `${large.p50.toFixed(2)} / ${large.p99.toFixed(2)} ms`,
-    `${tiny.p50.toFixed(2)} / ${tiny.p99.toFixed(2)} ms`,
-    (large.p50 / tiny.p50).toFixed(2),
-  ]);
-}
-
-// Mark-all-read of the big user's unread rows (all of them): constant work, whatever their number.
-const before = (await (
-  await fetch(`${belfry.url}/api/v1/me/notifications/unread-count`, { headers: auth(big) })
-).json()) as {
-  count: number;
-};
-const markStarted = performance.now();
-const marked = (await (
-  await fetch(`${belfry.url}/api/v1/me/notifications/mark-all-read`, { method: "POST", headers: auth(big) })
-).json()) as { marked_read: number };
-const markMs = performance.now() - markStarted;
-
-const peakRss = rss.stop();
-belfry.proc.kill("SIGTERM");
-bare.proc.kill("SIGTERM");
-
-console.log(
-  `\n## ${STORE} — ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
-);
-console.log(
-  `${DURATION} s per scenario, ${CONNECTIONS} connections (batch: 2), ${small.length} users × ${values["per-user"]} rows + 1 user × ${values.big} rows\n`,
-);
-table(["scenario", "req/s", "p50 ms", "p99 ms", "× bare", "errors", ""], results);
-console.log();
-table(
-  [
-    `${fmt(Number(values.big))}-row user vs 100-row user (sequential)`,
-    "big p50 / p99",
-    "small p50 / p99",
-    "p50 ratio",
-  ],
-  sizes,
-);
-console.log(
-  `\nmark-all-read of ${fmt(marked.marked_read)} unread rows (of ${fmt(before.count)}): ${markMs.toFixed(1)} ms, one request`,
-);
-console.log(`Belfry peak RSS under load: ${Math.round(peakRss / 1024)} MB`);
-process.exit(0);
-
-// ---------------------------------------------------------------------------------------------
-
-function log(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
-
-function auth(u: SeedUser): Record<string, string> {
-  return { authorization: `Bearer ${u.key}` };
-}
-
-function freshDatabase(): string {
-  if (STORE === "sqlite") {
-    const dir = mkdtempSync(join(tmpdir(), "belfry-bench-"));
-    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
-    return `file:${join(dir, "bench.db")}`;
-  }
-  const name = `belfry_bench_${Date.now()}`;
-  const admin = values.pg ?? "";
-  execFileSync("psql", [admin, "-qc", `create database ${name}`]);
-  cleanup.push(() => execFileSync("psql", [admin, "-qc", `drop database if exists ${name} with (force)`]));
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-function seed(users: number, perUser: number): SeedUser[] {
-  const out = execFileSync(
-    process.execPath,
-    [CLI, "seed", "--users", String(users), "--per-user", String(perUser)],
-    {
-      env,
-      stdio: ["ignore", "pipe", "inherit"],
-      maxBuffer: 64 * 1024 * 1024,
-    },
-  );
-  const seeded = JSON.parse(out.toString()) as { users: SeedUser[]; seconds: number; events: number };
-  log(
-    `  ${fmt(seeded.events)} events in ${seeded.seconds.toFixed(1)} s (${fmt(seeded.events / seeded.seconds)}/s through batch ingest)`,
-  );
-  return seeded.users;
-}
-
-async function startBelfry(): Promise<{ url: string; pid: number; proc: ChildProcess }> {
-  const port = 20000 + Math.floor(Math.random() * 10000);
-  const proc = spawn(process.execPath, [CLI, "serve"], {
-    env: { ...env, PORT: String(port), BELFRY_WEBHOOK_WORKER: "false" },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  cleanup.push(() => proc.kill("SIGKILL"));
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) return { url, pid: proc.pid ?? 0, proc };
-    } catch {}
-    await sleep(50);
-  }
-  throw new Error("Belfry did not start");
-}
-
-async function startBare(): Promise<{ url: string; proc: ChildProcess }> {
-  const port = 30000 + Math.floor(Math.random() * 10000);
-  const proc = fork(join(import.meta.dirname, "bare-server.mjs"), { env: { PORT: String(port) } });
-  cleanup.push(() => proc.kill("SIGKILL"));
-  await new Promise((resolve) => proc.once("message", resolve));
-  return { url: `http://127.0.0.1:${port}`, proc };
-}
-
-interface Measured {
-  rate: number;
-  p50: number;
-  p99: number;
-  mean: number;
-  errors: number;
-}
-
-async function run(name: string, options: autocannon.Options): Promise<Measured> {
-  log(`  ${name}…`);
-  const r = await autocannon({ connections: CONNECTIONS, duration: DURATION, ...options });
-  return {
-    rate: r.requests.average,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    mean: r.latency.average,
-    errors: r.errors + r.timeouts + r.non2xx - (name.includes("304") ? r["3xx"] : 0),
-  };
-}
-
-function row(name: string, m: Measured, baseline: number): string[] {
-  return [
-    name,
-    fmt(m.rate),
-    String(m.p50),
-    String(m.p99),
-    (m.rate / baseline).toFixed(2),
-    String(m.errors),
-    "",
-  ];
-}
-
-async function sequentialLatency(url: string, headers: Record<string, string>, n = 2000) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  const once = () =>
-    new Promise<number>((resolve, reject) => {
-      const started = performance.now();
-      get(url, { agent, headers }, (res) => {
-        res.resume();
-        res.on("end", () => resolve(performance.now() - started));
-      }).on("error", reject);
+const results = join(mkdtempSync(join(tmpdir(), "belfry-bench-")), "results.jsonl");
+for (const store of stores) {
+  for (const script of BENCHMARKS) {
+    execFileSync(process.execPath, ["--import", "tsx", join(import.meta.dirname, script), "--store", store], {
+      stdio: "inherit",
+      env: { ...process.env, BELFRY_BENCH_RESULTS: results },
     });
-  for (let i = 0; i < 200; i++) await once(); // warm up
-  const times: number[] = [];
-  for (let i = 0; i < n; i++) times.push(await once());
-  agent.destroy();
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(n / 2)] ?? 0, p99: times[Math.floor(n * 0.99)] ?? 0 };
+  }
 }
 
-function sampleRss(pid: number): { stop(): number } {
-  let peak = 0;
-  const timer = setInterval(() => {
-    try {
-      const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0);
-      peak = Math.max(peak, kb);
-    } catch {}
-  }, 200);
-  return {
-    stop() {
-      clearInterval(timer);
-      return peak;
-    },
-  };
+interface Result {
+  measure: string;
+  store: StoreKind;
+  value: number;
+  baseline: number;
 }
+const measured = readFileSync(results, "utf8")
+  .trim()
+  .split("\n")
+  .map((line) => JSON.parse(line) as Result);
 
-function fmt(n: number): string {
-  return Math.round(n).toLocaleString("en-US");
-}
-
-function table(head: string[], body: string[][]): void {
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`;
-  console.log(line(head));
-  console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
-  for (const r of body) console.log(line(r));
-}
+/** Each measure, its baseline's name and its target ratio per store (RSS: a ceiling in MB). */
+const TARGETS: [string, string, { sqlite: number; postgres: number }][] = [
+  ["unread-count", "bare node:http", { sqlite: 0.6, postgres: 0.3 }],
+  ["list page 1 (50 rows)", "bare node:http", { sqlite: 0.35, postgres: 0.2 }],
+  ["unread-count 304", "bare node:http", { sqlite: 0.7, postgres: 0.5 }],
+  ["single ingest, 32 clients", "batch ingest events/s", { sqlite: 0.25, postgres: 0.25 }],
+  ["webhook deliveries/s, 10 endpoints", "bare keep-alive client", { sqlite: 0.4, postgres: 0.4 }],
+  ["RSS MB", "", { sqlite: 150, postgres: 150 }],
+];
+console.log("\n## Summary: ratio to the same run's baseline (target)\n");
+table(
+  ["measure", "baseline", ...stores],
+  TARGETS.map(([measure, baseline, target]) => [
+    measure,
+    baseline || "peak, any scenario",
+    ...stores.map((store) => {
+      const all = measured.filter((r) => r.store === store && r.measure === measure);
+      if (all.length === 0) return "—";
+      if (measure === "RSS MB") return `${Math.max(...all.map((r) => r.value))} MB (≤ ${target[store]})`;
+      const r = all[all.length - 1] as Result;
+      const ratio = r.value / r.baseline;
+      return `${ratio.toFixed(2)}× (≥ ${target[store]}) ${ratio >= target[store] ? "met" : "missed"}`;
+    }),
+  ]),
+);
