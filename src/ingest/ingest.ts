@@ -158,7 +158,8 @@ function gathererOf(deps: Deps): GroupCommit<ValidIngest, Outcome> {
     gatherer = new GroupCommit(deps.store, {
       run: recordInKeyOrder,
       maxItems: MAX_ITEMS,
-      parallel: deps.store.dialect === "postgres" ? PARALLEL : 1,
+      lanes: deps.store.dialect === "postgres" ? PARALLEL : 1,
+      laneOf: (item) => item.event.userId,
       committed: (size) => deps.metrics.groupCommitSize.observe({ operation: "ingest" }, size),
     });
     gatherers.set(deps, gatherer);
