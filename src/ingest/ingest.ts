@@ -141,10 +141,6 @@ export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResu
   return outcome;
 }
 
-/** TEMPORARY tuning knobs for measurement. */
-const PARALLEL = Number(process.env.BELFRY_GROUP_PARALLEL ?? "1");
-const MAX_ITEMS = Number(process.env.BELFRY_GROUP_MAX ?? "128");
-
 /** Each Deps' gatherer of single ingests (one per store and process). */
 const gatherers = new WeakMap<Deps, GroupCommit<ValidIngest, Outcome>>();
 
@@ -157,9 +153,6 @@ function gathererOf(deps: Deps): GroupCommit<ValidIngest, Outcome> {
   if (gatherer === undefined) {
     gatherer = new GroupCommit(deps.store, {
       run: recordInKeyOrder,
-      maxItems: MAX_ITEMS,
-      lanes: deps.store.dialect === "postgres" ? PARALLEL : 1,
-      laneOf: (item) => item.event.userId,
       committed: (size) => deps.metrics.groupCommitSize.observe({ operation: "ingest" }, size),
     });
     gatherers.set(deps, gatherer);
@@ -169,8 +162,9 @@ function gathererOf(deps: Deps): GroupCommit<ValidIngest, Outcome> {
 
 /**
  * {@link recordIngested} with the items taken in id order (a repeated id keeps its place among
- * its repeats), so transactions running side by side insert idempotency keys — and so lock them
- * — in the same order; the outcomes come back in the items' order.
+ * its repeats), so groups running side by side — other instances' on one PostgreSQL — insert
+ * idempotency keys, and so lock them, in the same order and cannot deadlock over two of them;
+ * the outcomes come back in the items' order.
  */
 async function recordInKeyOrder(tx: Tx, items: readonly ValidIngest[]): Promise<Outcome[]> {
   const order = items.map((_, i) => i);

@@ -11,13 +11,6 @@ export interface GroupCommitOptions<I, O> {
   run(tx: Tx, items: readonly I[]): Promise<O[]>;
   /** The most items one transaction takes (default 128); the rest wait for the next group. */
   maxItems?: number;
-  /**
-   * Lanes that commit side by side (default 1), each one group at a time; `laneOf` picks an
-   * item's lane. Items whose transactions would wait for each other's locks (the same user's)
-   * belong in one lane.
-   */
-  lanes?: number;
-  laneOf?(item: I): number;
   /** Told the number of items each committed transaction carried (for the metrics). */
   committed?(size: number): void;
 }
@@ -28,22 +21,17 @@ interface Waiting<I, O> {
   reject(error: unknown): void;
 }
 
-/** One lane's queue, and whether a group of it is running or about to start. */
-interface Lane<I, O> {
-  queue: Waiting<I, O>[];
-  busy: boolean;
-}
-
 /**
  * Gathers concurrent single writes into shared transactions ("group commit"): callers submit an
  * item and get a promise of that item's own outcome, which settles only once the transaction
  * that carried it has committed (or failed). While a group's transaction runs, new items queue;
  * when it ends, the next group takes what queued — at most `maxItems` — so requests that arrive
- * together share one transaction and one durable commit, without a fixed wait: an idle lane
+ * together share one transaction and one durable commit, without a fixed wait: an idle gatherer
  * starts a group after one event-loop turn, which collects whatever the same turn submitted.
+ * One group runs at a time (see the decision "Group commit" for why not several).
  *
  * A group whose transaction fails because the store is unavailable (`isUnavailable`) rejects its
- * items with that error (the usual 503), and so does everything that queued in its lane while it
+ * items with that error (the usual 503), and so does everything that queued while it
  * ran (they have waited as long already); the next group is tried as usual, so the gatherer
  * recovers with the store. A group that fails for any other reason is retried item by item, each
  * in a transaction of its own, so one bad item fails only itself.
@@ -56,59 +44,53 @@ export class GroupCommit<I, O> {
   readonly #store: Store;
   readonly #run: GroupCommitOptions<I, O>["run"];
   readonly #maxItems: number;
-  readonly #lanes: Lane<I, O>[];
-  readonly #laneOf: (item: I) => number;
   readonly #committed: (size: number) => void;
+  #queue: Waiting<I, O>[] = [];
+  /** A group is running, or about to start at the end of this event-loop turn. */
+  #busy = false;
 
-  constructor(
-    store: Store,
-    { run, maxItems = 128, lanes = 1, laneOf = () => 0, committed = () => {} }: GroupCommitOptions<I, O>,
-  ) {
-    if (!(maxItems >= 1 && lanes >= 1)) throw new Error("maxItems and lanes must be at least 1");
+  constructor(store: Store, { run, maxItems = 128, committed = () => {} }: GroupCommitOptions<I, O>) {
+    if (!(maxItems >= 1)) throw new Error("maxItems must be at least 1");
     this.#store = store;
     this.#run = run;
     this.#maxItems = maxItems;
-    this.#lanes = Array.from({ length: lanes }, () => ({ queue: [], busy: false }));
-    this.#laneOf = laneOf;
     this.#committed = committed;
   }
 
-  /** Queues `item` for its lane's next group; resolves with its outcome once that group has committed. */
+  /** Queues `item` for the next group; resolves with its outcome once that group has committed. */
   submit(item: I): Promise<O> {
-    const index = Math.abs(Math.trunc(this.#laneOf(item))) % this.#lanes.length;
-    const lane = this.#lanes[index] as Lane<I, O>;
     return new Promise<O>((resolve, reject) => {
-      lane.queue.push({ item, resolve, reject });
-      this.#schedule(lane);
+      this.#queue.push({ item, resolve, reject });
+      this.#schedule();
     });
   }
 
-  /** Starts the lane's next group at the end of this event-loop turn, unless one runs already. */
-  #schedule(lane: Lane<I, O>): void {
-    if (lane.busy || lane.queue.length === 0) return;
-    lane.busy = true;
+  /** Starts the next group at the end of this event-loop turn, unless one is running. */
+  #schedule(): void {
+    if (this.#busy || this.#queue.length === 0) return;
+    this.#busy = true;
     setImmediate(() => {
-      const group = lane.queue.splice(0, this.#maxItems);
-      void this.#commit(lane, group).finally(() => {
-        lane.busy = false;
-        this.#schedule(lane);
+      const group = this.#queue.splice(0, this.#maxItems);
+      void this.#commit(group).finally(() => {
+        this.#busy = false;
+        this.#schedule();
       });
     });
   }
 
-  async #commit(lane: Lane<I, O>, group: Waiting<I, O>[]): Promise<void> {
+  async #commit(group: Waiting<I, O>[]): Promise<void> {
     let outcomes: O[];
     try {
       outcomes = await this.#transact(group);
     } catch (error) {
       if (isUnavailable(error)) {
-        const waited = lane.queue;
-        lane.queue = [];
+        const waited = this.#queue;
+        this.#queue = [];
         for (const w of [...group, ...waited]) w.reject(error);
       } else if (group.length === 1) {
         group[0]?.reject(error);
       } else {
-        for (const w of group) await this.#commit(lane, [w]);
+        for (const w of group) await this.#commit([w]);
       }
       return;
     }
