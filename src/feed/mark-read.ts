@@ -48,12 +48,7 @@ export async function markRead(
   if (row.read_at !== null) return { id, type: row.type, read_at: toIso(row.read_at) };
   const now = deps.clock();
   const mark: Mark = { userId, id, type: row.type, at: now };
-  // On SQLite concurrent marks share a transaction and its commit (group commit); on PostgreSQL
-  // each takes its own, side by side on the pool, which measured as fast (docs/decisions.md).
-  const flipped =
-    store.dialect === "sqlite"
-      ? await gathererOf(deps).submit(mark)
-      : await transact(store, (tx) => flip(tx, mark));
+  const flipped = await gathererOf(deps).submit(mark);
   if (flipped) return { id, type: row.type, read_at: toIso(now) };
   const again = await find();
   if (!again?.read_at) throw notYours();
@@ -95,7 +90,11 @@ async function flip(tx: Tx, { userId, id, type, at }: Mark): Promise<boolean> {
   return true;
 }
 
-/** Each Deps' gatherer of mark-reads (the embedded store's; see markRead). */
+/**
+ * Each Deps' gatherer of mark-reads. On SQLite concurrent marks share a transaction and its
+ * commit (group commit); on PostgreSQL each keeps its own, side by side on the pool, which
+ * measured as fast (docs/decisions.md, "Group commit").
+ */
 const gatherers = new WeakMap<Deps, GroupCommit<Mark, boolean>>();
 
 function gathererOf(deps: Deps): GroupCommit<Mark, boolean> {
@@ -103,6 +102,7 @@ function gathererOf(deps: Deps): GroupCommit<Mark, boolean> {
   if (gatherer === undefined) {
     gatherer = new GroupCommit(deps.store, {
       run: flipAll,
+      gatherOn: ["sqlite"],
       committed: (size) => deps.metrics.groupCommitSize.observe({ operation: "mark_read" }, size),
     });
     gatherers.set(deps, gatherer);
