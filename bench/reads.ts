@@ -8,7 +8,8 @@
  *   npm run bench:reads -- --store postgres --duration 10 --profile /tmp/prof
  *
  * `--profile DIR` runs Belfry under `node --cpu-prof` and leaves one .cpuprofile per run in DIR
- * (open it in Chrome DevTools' Performance panel or speedscope).
+ * (open it in Chrome DevTools' Performance panel or speedscope); `--only NAME` runs only the
+ * scenarios whose name contains NAME, so a profile shows one of them.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -40,6 +41,7 @@ const { values } = parseArgs({
     "per-user": { type: "string", default: "100" },
     pg: { type: "string", default: "postgres://postgres@127.0.0.1:5432/postgres" },
     profile: { type: "string" },
+    only: { type: "string" },
   },
 });
 const STORE = parseStore(values.store);
@@ -138,11 +140,14 @@ function wrk(name: string, url: string, path: string, conditional = false): Meas
 }
 
 const baseline = wrk("bare node:http", bare.url, UNREAD);
-const scenarios: [string, Measured][] = [
-  ["unread-count", wrk("unread-count", belfry.url, UNREAD)],
-  ["unread-count 304", wrk("unread-count 304", belfry.url, UNREAD, true)],
-  ["list page 1 (50 rows)", wrk("list page 1", belfry.url, "/api/v1/me/notifications?page_size=50")],
+const SCENARIOS: [string, () => Measured][] = [
+  ["unread-count", () => wrk("unread-count", belfry.url, UNREAD)],
+  ["unread-count 304", () => wrk("unread-count 304", belfry.url, UNREAD, true)],
+  ["list page 1 (50 rows)", () => wrk("list page 1", belfry.url, "/api/v1/me/notifications?page_size=50")],
 ];
+const scenarios = SCENARIOS.filter(([name]) => name.includes(values.only ?? "")).map(
+  ([name, run]): [string, Measured] => [name, run()],
+);
 const peakRss = rss.stop();
 belfry.stop();
 bare.stop();

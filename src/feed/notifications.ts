@@ -152,12 +152,6 @@ function preparePage(byType: boolean, read: boolean | undefined, marked: boolean
   );
 }
 
-/** The user's unread count and feed version, from the kept counters. */
-export async function unreadCount(deps: Deps, userId: number): Promise<{ count: number; version: number }> {
-  const state = await readFeedSummary(deps.store.db, userId);
-  return { count: state.unread, version: state.version };
-}
-
 /**
  * The user's rows with ids in (`afterId`, `throughId`], oldest first, at most `limit` of them:
  * what a live stream replays after a reconnect or a change.
