@@ -26,11 +26,21 @@ export function prepared<A extends unknown[], R>(
       const { sql, parameters } = build(db, ...standIns).compile();
       query = { sql, slots: parameters.map((p) => (p instanceof StandIn ? (a: A) => a[p.index] : () => p)) };
       compiled.set(adapter, query);
+      if (!names.has(sql)) names.set(sql, `belfry_${names.size + 1}`);
     }
     const parameters = query.slots.map((slot) => slot(args));
     return (await db.executeQuery<R>(CompiledQuery.raw(query.sql, parameters))).rows;
   };
 }
+
+const names = new Map<string, string>();
+
+/**
+ * The name a {@link prepared} query's SQL goes by, or undefined for any other SQL. PostgreSQL
+ * keeps a named statement parsed (and, once its plans prove stable, planned) per connection, so
+ * the hot reads skip the parse and plan of every call; see pg-pool.ts.
+ */
+export const statementName = (sql: string): string | undefined => names.get(sql);
 
 class StandIn {
   constructor(readonly index: number) {}
