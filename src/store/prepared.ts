@@ -1,4 +1,5 @@
 import { type Compilable, CompiledQuery, type DialectAdapter } from "kysely";
+import { readNow } from "./sqlite-dialect.js";
 import type { Executor } from "./store.js";
 
 /**
@@ -28,8 +29,13 @@ export function prepared<A extends unknown[], R>(
       compiled.set(adapter, query);
       if (!names.has(sql)) names.set(sql, `belfry_${names.size + 1}`);
     }
-    const parameters = query.slots.map((slot) => slot(args));
-    return (await db.executeQuery<R>(CompiledQuery.raw(query.sql, parameters))).rows;
+    const compiledQuery = CompiledQuery.raw(
+      query.sql,
+      query.slots.map((slot) => slot(args)),
+    );
+    // The embedded store answers a read outside a transaction at once when it is free.
+    const rows = db.isTransaction ? undefined : readNow<R>(adapter, compiledQuery);
+    return rows ?? (await db.executeQuery<R>(compiledQuery)).rows;
   };
 }
 
