@@ -17,9 +17,9 @@ import type { Executor } from "./store.js";
  */
 export function prepared<A extends unknown[], R>(
   build: (db: Executor, ...args: A) => Compilable<R>,
-): (db: Executor, ...args: A) => Promise<R[]> {
+): Prepared<A, R> {
   const compiled = new WeakMap<DialectAdapter, { sql: string; slots: ((args: A) => unknown)[] }>();
-  return async (db, ...args) => {
+  const compile = (db: Executor, args: A) => {
     const adapter = db.getExecutor().adapter;
     let query = compiled.get(adapter);
     if (query === undefined) {
@@ -29,14 +29,32 @@ export function prepared<A extends unknown[], R>(
       compiled.set(adapter, query);
       if (!names.has(sql)) names.set(sql, `belfry_${names.size + 1}`);
     }
-    const compiledQuery = CompiledQuery.raw(
-      query.sql,
-      query.slots.map((slot) => slot(args)),
-    );
-    // The embedded store answers a read outside a transaction at once when it is free.
-    const rows = db.isTransaction ? undefined : readNow<R>(adapter, compiledQuery);
-    return rows ?? (await db.executeQuery<R>(compiledQuery)).rows;
+    const parameters = query.slots.map((slot) => slot(args));
+    return { adapter, query: CompiledQuery.raw(query.sql, parameters) };
   };
+  const now = (db: Executor, ...args: A): R[] | undefined => {
+    if (db.isTransaction) return undefined;
+    const { adapter, query } = compile(db, args);
+    return readNow<R>(adapter, query);
+  };
+  const run = async (db: Executor, ...args: A): Promise<R[]> => {
+    const { adapter, query } = compile(db, args);
+    // The embedded store answers a read outside a transaction at once when it is free.
+    const rows = db.isTransaction ? undefined : readNow<R>(adapter, query);
+    return rows ?? (await db.executeQuery<R>(query)).rows;
+  };
+  return Object.assign(run, { now });
+}
+
+/** A {@link prepared} query: call it to run it. */
+export interface Prepared<A extends unknown[], R> {
+  (db: Executor, ...args: A): Promise<R[]>;
+  /**
+   * Runs it at once, synchronously, if the store can (the embedded store, its connection free,
+   * outside a transaction), else undefined. Several reads made this way back to back see one
+   * state of the database: nothing can write in between.
+   */
+  now(db: Executor, ...args: A): R[] | undefined;
 }
 
 const names = new Map<string, string>();
