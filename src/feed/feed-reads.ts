@@ -7,6 +7,7 @@ import type { Database } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import type { FeedFilter, NotificationPage } from "./notifications.js";
 import { toNotification } from "./notifications.js";
+import { effectiveReadAt, type Notifications } from "./read-state.js";
 
 /**
  * A poll's answer read in the statement that authenticates it: one round trip per read. The
@@ -86,24 +87,7 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
                 "notifications.title as n_title",
                 "notifications.body as n_body",
                 "notifications.link as n_link",
-                nb.fn
-                  .coalesce(
-                    "notifications.read_at",
-                    nb
-                      .case()
-                      .when("notifications.id", "<=", nb.ref("s.read_through_id"))
-                      .then(
-                        nb
-                          .selectFrom("feed_read_marks as m")
-                          .select("m.at")
-                          .whereRef("m.user_id", "=", "notifications.user_id")
-                          .whereRef("m.max_id", ">=", "notifications.id")
-                          .orderBy("m.max_id")
-                          .limit(1),
-                      )
-                      .end(),
-                  )
-                  .as("n_read_at"),
+                effectiveReadAt(nb as unknown as Notifications, nb.ref("s.read_through_id")),
                 "notifications.created_at as n_created_at",
               ])
               .whereRef("notifications.user_id", "=", "s.user_id");
@@ -121,7 +105,15 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
           },
           (join) => join.onTrue(),
         )
-        .select(["p.n_id", "p.n_type", "p.n_title", "p.n_body", "p.n_link", "p.n_read_at", "p.n_created_at"]),
+        .select([
+          "p.n_id",
+          "p.n_type",
+          "p.n_title",
+          "p.n_body",
+          "p.n_link",
+          "p.read_at as n_read_at",
+          "p.n_created_at",
+        ]),
     );
   type Read<C> = (db: Executor, ...args: PageArgs) => Promise<(C & PageRow)[]>;
   return {
