@@ -92,7 +92,7 @@ function openSqlite(path: string, options: StoreOptions): Store {
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
   const handle = new SqliteHandle(path, timeouts.lockWaitMs);
   const db = new Kysely<Database>({
-    dialect: new BelfrySqliteDialect(handle, timeouts.lockWaitMs),
+    dialect: new BelfrySqliteDialect(handle, timeouts.lockWaitMs, log),
     ...(log && { log }),
   });
   const bus = pickBus(options, localBus);
