@@ -1,7 +1,7 @@
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import pg from "pg";
 import { ServerHearing, serverAddress } from "./pg-hearing.js";
-import { statementName } from "./prepared.js";
+import { statementName } from "./statement-names.js";
 import type { StoreTimeouts } from "./store-timeouts.js";
 
 // int8 (ids, counts, times) as JS numbers: every value Belfry stores is far below 2^53.

@@ -1,5 +1,6 @@
 import { type Compilable, CompiledQuery, type DialectAdapter } from "kysely";
 import { readNow } from "./sqlite-dialect.js";
+import { nameStatement } from "./statement-names.js";
 import type { Executor } from "./store.js";
 
 /**
@@ -27,7 +28,7 @@ export function prepared<A extends unknown[], R>(
       const { sql, parameters } = build(db, ...standIns).compile();
       query = { sql, slots: parameters.map((p) => (p instanceof StandIn ? (a: A) => a[p.index] : () => p)) };
       compiled.set(adapter, query);
-      if (!names.has(sql)) names.set(sql, `belfry_${names.size + 1}`);
+      nameStatement(sql);
     }
     const parameters = query.slots.map((slot) => slot(args));
     return { adapter, query: CompiledQuery.raw(query.sql, parameters) };
@@ -56,15 +57,6 @@ export interface Prepared<A extends unknown[], R> {
    */
   now(db: Executor, ...args: A): R[] | undefined;
 }
-
-const names = new Map<string, string>();
-
-/**
- * The name a {@link prepared} query's SQL goes by, or undefined for any other SQL. PostgreSQL
- * keeps a named statement parsed (and, once its plans prove stable, planned) per connection, so
- * the hot reads skip the parse and plan of every call; see pg-pool.ts.
- */
-export const statementName = (sql: string): string | undefined => names.get(sql);
 
 class StandIn {
   constructor(readonly index: number) {}

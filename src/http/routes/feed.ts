@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import type { Deps } from "../../deps.js";
-import { type PageRow, pageFromRows, pageRead, withUnreadCount } from "../../feed/feed-reads.js";
 import { MarkAllReadResult, MarkReadResult, markAllRead, markRead, NOT_YOURS } from "../../feed/mark-read.js";
 import {
   FeedQuery,
@@ -16,6 +15,7 @@ import {
   PutFeedSettingsRequest,
   putFeedSettings,
 } from "../../feed/settings.js";
+import { type PageRow, pageFromRows, pageRead, withUnreadCount } from "../../identity/credential-reads.js";
 import { checkedId, PathId } from "../../ids.js";
 import type { Query } from "../../query-params.js";
 import { principal } from "../auth.js";
@@ -52,7 +52,7 @@ export async function feedRoutes(app: FastifyInstance, deps: Deps, pollIntervalS
   app.get(
     "/api/v1/me/notifications",
     {
-      // On PostgreSQL the key, the counts and the page come in one statement (see feed-reads.ts).
+      // On PostgreSQL the key, the counts and the page come in one statement (see identity/credential-reads.ts).
       // A poll sending an ETag reads the key alone, as it will most likely be a 304; so does a
       // query string that does not parse (the handler answers 400).
       config: {

@@ -1,18 +1,19 @@
 import { type ExpressionBuilder, sql } from "kysely";
 import type { Deps } from "../deps.js";
-import { type CredentialRead, type KeyRow, keyLookup, type SessionRow } from "../identity/authenticate.js";
-import { sessionLookup } from "../identity/sessions.js";
+import type { FeedFilter, NotificationPage } from "../feed/notifications.js";
+import { toNotification } from "../feed/notifications.js";
+import { effectiveReadAt, type Notifications } from "../feed/read-state.js";
 import { prepared } from "../store/prepared.js";
 import type { Database } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
-import type { FeedFilter, NotificationPage } from "./notifications.js";
-import { toNotification } from "./notifications.js";
-import { effectiveReadAt, type Notifications } from "./read-state.js";
+import { type CredentialRead, type KeyRow, keyLookup, type SessionRow } from "./authenticate.js";
+import { sessionLookup } from "./sessions.js";
 
 /**
  * A poll's answer read in the statement that authenticates it: one round trip per read. The
- * credential lookup (identity/) already joins the user's feed state as `s`; these reads add the
- * kept counters, and on PostgreSQL the page itself, to that statement. One statement is also one
+ * credential lookup already joins the user's feed state as `s`; these reads add the feed's kept
+ * counters, and on PostgreSQL the page itself, to that statement (reads only: the feed module
+ * owns and writes those tables). One statement is also one
  * snapshot, so a page and its `total` always agree without a transaction around them.
  */
 
@@ -130,7 +131,7 @@ const pageReads = new Map<string, ReturnType<typeof preparePageRead>>();
  * whose partial index the generic condition could not use.
  */
 export function pageRead(deps: Deps, filter: FeedFilter): CredentialRead<PageRow> | undefined {
-  if (deps.store.dialect !== "postgres" || filter.read === true) return undefined;
+  if (!deps.store.roundTrips || filter.read === true) return undefined;
   const byType = filter.type !== undefined;
   const unreadOnly = filter.read === false;
   const shape = `${byType} ${unreadOnly}`;
