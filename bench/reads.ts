@@ -8,7 +8,8 @@
  *   npm run bench:reads -- --store postgres --duration 10 --profile /tmp/prof
  *
  * `--profile DIR` runs Belfry under `node --cpu-prof` and leaves one .cpuprofile per run in DIR
- * (open it in Chrome DevTools' Performance panel or speedscope).
+ * (open it in Chrome DevTools' Performance panel or speedscope); `--only NAME` runs only the
+ * scenarios whose name contains NAME, so a profile shows one of them.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -17,13 +18,16 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   belfryEnv,
+  cpuMs,
   exited,
   fmt,
   freshDatabase,
   log,
   machine,
   parseStore,
+  postgresCpuMs,
   report,
+  type Started,
   sampleRss,
   seed,
   startBare,
@@ -40,6 +44,7 @@ const { values } = parseArgs({
     "per-user": { type: "string", default: "100" },
     pg: { type: "string", default: "postgres://postgres@127.0.0.1:5432/postgres" },
     profile: { type: "string" },
+    only: { type: "string" },
   },
 });
 const STORE = parseStore(values.store);
@@ -105,13 +110,19 @@ end
 
 interface Measured {
   rate: number;
+  /** CPU time per request of the server (and of PostgreSQL), µs: steady whatever else runs. */
+  cpuUs: number;
+  pgCpuUs: number;
   p50: string;
   p99: string;
   errors: number;
 }
 
-function wrk(name: string, url: string, path: string, conditional = false): Measured {
+function wrk(name: string, server: Started, path: string, conditional = false): Measured {
   log(`  ${name}…`);
+  const url = server.url;
+  const cpuBefore = cpuMs(server.pid);
+  const pgBefore = STORE === "postgres" ? postgresCpuMs() : 0;
   const out = execFileSync(
     "wrk",
     [
@@ -127,7 +138,11 @@ function wrk(name: string, url: string, path: string, conditional = false): Meas
   );
   const percentile = (p: string) => new RegExp(`^\\s*${p}%\\s+(\\S+)`, "m").exec(out)?.[1] ?? "?";
   const errors = /Socket errors: (.*)/.exec(out)?.[1];
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 1);
+  const pgUsed = STORE === "postgres" ? postgresCpuMs() - pgBefore : 0;
   return {
+    cpuUs: ((cpuMs(server.pid) - cpuBefore) * 1000) / requests,
+    pgCpuUs: (pgUsed * 1000) / requests,
     rate: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
     p50: percentile("50"),
     p99: percentile("99"),
@@ -137,12 +152,15 @@ function wrk(name: string, url: string, path: string, conditional = false): Meas
   };
 }
 
-const baseline = wrk("bare node:http", bare.url, UNREAD);
-const scenarios: [string, Measured][] = [
-  ["unread-count", wrk("unread-count", belfry.url, UNREAD)],
-  ["unread-count 304", wrk("unread-count 304", belfry.url, UNREAD, true)],
-  ["list page 1 (50 rows)", wrk("list page 1", belfry.url, "/api/v1/me/notifications?page_size=50")],
+const baseline = wrk("bare node:http", bare, UNREAD);
+const SCENARIOS: [string, () => Measured][] = [
+  ["unread-count", () => wrk("unread-count", belfry, UNREAD)],
+  ["unread-count 304", () => wrk("unread-count 304", belfry, UNREAD, true)],
+  ["list page 1 (50 rows)", () => wrk("list page 1", belfry, "/api/v1/me/notifications?page_size=50")],
 ];
+const scenarios = SCENARIOS.filter(([name]) => name.includes(values.only ?? "")).map(
+  ([name, run]): [string, Measured] => [name, run()],
+);
 const peakRss = rss.stop();
 belfry.stop();
 bare.stop();
@@ -158,10 +176,21 @@ const row = (name: string, m: Measured) => [
   m.p50,
   m.p99,
   (m.rate / baseline.rate).toFixed(2),
+  m.cpuUs.toFixed(0),
+  ...(STORE === "postgres" ? [m.pgCpuUs.toFixed(0)] : []),
   String(m.errors),
 ];
 table(
-  ["scenario", "req/s", "p50", "p99", "× bare", "errors"],
+  [
+    "scenario",
+    "req/s",
+    "p50",
+    "p99",
+    "× bare",
+    "server CPU µs/req",
+    ...(STORE === "postgres" ? ["PostgreSQL CPU µs/req"] : []),
+    "errors",
+  ],
   [row("bare node:http (baseline)", baseline), ...scenarios.map(([name, m]) => row(name, m))],
 );
 console.log(`\nBelfry peak RSS under load: ${peakRss} MB`);

@@ -13,6 +13,10 @@ import { proofSeed, reportProof } from "./support/proof-seed.js";
  * lands whole or not at all, counts equal rows, and re-posting any acknowledged id is a
  * duplicate. Then the clients carry on for the next round.
  *
+ * Concurrent single ingests share transactions (group commit): just before each kill the server's
+ * `belfry_group_commit_size` must show groups of more than one, so the kill lands while
+ * gathering is active.
+ *
  * Each event's title override is its id, so a feed row names the event it came from.
  */
 
@@ -101,6 +105,16 @@ async function post(url: string, path: string, body: unknown) {
   return { status: r.status, text };
 }
 
+/** Single-ingest transactions so far, and how many of them carried more than one event. */
+async function gathered(url: string): Promise<{ groups: number; shared: number }> {
+  const r = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  const text = await r.text();
+  const read = (pattern: string) =>
+    Number(new RegExp(`^belfry_group_commit_size_${pattern} (\\S+)$`, "m").exec(text)?.[1] ?? Number.NaN);
+  const groups = read('count\\{operation="ingest"\\}');
+  return { groups, shared: groups - read('bucket\\{le="1",operation="ingest"\\}') };
+}
+
 /** Runs `fn` over `items` with at most `limit` at a time. */
 async function eachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -138,6 +152,7 @@ describe.each(BACKENDS)("kill -9 under concurrent ingest load on %s", (backend) 
     let requests = 0;
     let inFlightAtKills = 0;
     let unavailable = 0;
+    let sharedCommits = 0;
 
     /** Every row of a user's feed, page by page, with the unread count. */
     async function feedOf(url: string, key: string) {
@@ -196,15 +211,19 @@ describe.each(BACKENDS)("kill -9 under concurrent ingest load on %s", (backend) 
       const [plan] = fc.sample(roundArb, { seed: SEED + round, numRuns: 1 });
       if (!plan) throw new Error("no plan");
       let killed = false;
+      let killing: Promise<{ groups: number; shared: number }> | undefined;
       let ackedThisRound = 0;
       const unanswered: string[] = [];
       const live = server;
       const ack = (ids: string[]) => {
         for (const id of ids) acked.add(id);
         ackedThisRound += ids.length;
-        if (!killed && ackedThisRound >= plan.killAfter) {
-          killed = true;
-          live.proc.kill("SIGKILL"); // synchronously, while the other clients wait for answers
+        if (!killing && ackedThisRound >= plan.killAfter) {
+          // Read the group sizes, then kill while the clients (which go on meanwhile) wait for answers.
+          killing = gathered(live.url).finally(() => {
+            killed = true;
+            live.proc.kill("SIGKILL");
+          });
         }
       };
 
@@ -241,6 +260,9 @@ describe.each(BACKENDS)("kill -9 under concurrent ingest load on %s", (backend) 
         }),
       );
       expect(killed, "the clients ran out of work before the kill").toBe(true);
+      const groups = await killing;
+      expect(groups?.shared, `round ${round + 1}: no transaction carried two events`).toBeGreaterThan(0);
+      sharedCommits += groups?.shared ?? 0;
       expect(unanswered.length, "no request was in flight at the kill").toBeGreaterThan(0);
       inFlightAtKills += unanswered.length;
       await live.exited;
@@ -285,6 +307,7 @@ describe.each(BACKENDS)("kill -9 under concurrent ingest load on %s", (backend) 
       requests,
       events: attempted.size,
       in_flight_at_kills: inFlightAtKills,
+      shared_commits_before_kills: sharedCommits,
       refused_503: unavailable,
     });
   }, 150_000);

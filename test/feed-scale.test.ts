@@ -2,8 +2,12 @@ import { CompiledQuery, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Deps } from "../src/deps.js";
 import { createDeps } from "../src/deps.js";
+import { readFeedSummary } from "../src/feed/feed-state.js";
 import { markAllRead, markRead } from "../src/feed/mark-read.js";
-import { type FeedFilter, listNotifications, unreadCount } from "../src/feed/notifications.js";
+import { type FeedFilter, listNotifications } from "../src/feed/notifications.js";
+import { authenticateWith } from "../src/identity/authenticate.js";
+import { pageFromRows, pageRead, withUnreadCount } from "../src/identity/credential-reads.js";
+import { createPersonalKey } from "../src/identity/keys.js";
 import { createUser } from "../src/identity/users.js";
 import { ingestEvent } from "../src/ingest/ingest.js";
 import { BACKENDS, openTestStore, type TestStore } from "./support/backends.js";
@@ -21,6 +25,7 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
   let t: TestStore;
   let deps: Deps;
   let userId: number;
+  let bearer: string;
   const captured: CompiledQuery[] = [];
   const executed: string[] = [];
 
@@ -35,6 +40,7 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
     });
     deps = createDeps(t.store);
     userId = (await createUser(deps, { email: "big@example.com" })).id;
+    bearer = `Bearer ${(await createPersonalKey(deps, userId, { name: "poller" })).key}`;
     const other = (await createUser(deps, { email: "small@example.com" })).id;
     await seed(t, userId);
     // Some rows through the real paths, for this user and another, so counters move as in life.
@@ -80,11 +86,18 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
   });
 
   const STATE_TABLES = ["feed_states", "s", "feed_counters", "c"];
+  const KEY_TABLES = ["api_keys", "k"];
+  const unreadCount = async () => {
+    const { unread, version } = await readFeedSummary(t.store.db, userId);
+    return { count: unread, version };
+  };
 
-  it("answers unread-count from the feed state and counter rows alone", async () => {
-    const plans = await plansOf(() => unreadCount(deps, userId));
+  it("answers unread-count with the key, from the feed state and counter rows alone", async () => {
+    const plans = await plansOf(() => authenticateWith(deps, bearer, withUnreadCount));
     expect(plans).toHaveLength(1);
-    expect(plans[0]!.scans.every((s) => STATE_TABLES.includes(s.table))).toBe(true);
+    expect(plans[0]!.scans.every((s) => [...KEY_TABLES, ...STATE_TABLES].includes(s.table))).toBe(true);
+    const [row] = (await authenticateWith(deps, bearer, withUnreadCount)).rows;
+    expect(row!.unread).toBe((await unreadCount()).count);
   });
 
   // Each filter has an index in page order. PostgreSQL may pick a broader one that is in page order
@@ -133,9 +146,31 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
     },
   );
 
+  // On PostgreSQL a page is read with the key in one statement (read=true aside): the same index,
+  // no sort, and only the rows returned, whatever the feed's size; the same page as two statements.
+  it.each(filters.filter(([, f]) => f.read !== true))(
+    "reads the key and page 1 (%s) in one statement where round trips cost",
+    async (_name, filter, indexes) => {
+      const full = { ...filter, page: 1, pageSize: 50 };
+      const read = pageRead(deps, full);
+      if (backend === "sqlite") return expect(read).toBeUndefined();
+      const plans = await plansOf(() => authenticateWith(deps, bearer, read!));
+      expect(plans).toHaveLength(1);
+      const rows = plans[0]!.scans.filter((s) => s.table === "notifications");
+      expect(rows).toHaveLength(1);
+      expect(indexes).toContain(rows[0]!.index);
+      expect(plans[0]!.sorts).toBe(false);
+      expect(rows[0]!.rowsRead).toBeGreaterThanOrEqual(50);
+      expect(rows[0]!.rowsRead).toBeLessThanOrEqual(100);
+      const fused = pageFromRows((await authenticateWith(deps, bearer, read!)).rows, 0, full);
+      const { version: _, ...twoStatements } = await listNotifications(deps, userId, full);
+      expect({ ...fused, version: 0 }).toEqual({ ...twoStatements, version: 0 });
+    },
+  );
+
   // The tests below run in order after the ones above: they mark everything read.
   it("marks 100,000 unread rows read in constant work", async () => {
-    const before = await unreadCount(deps, userId);
+    const before = await unreadCount();
     expect(before.count).toBeGreaterThan(50_000);
     executed.length = 0;
     const result = await markAllRead(deps, userId);
@@ -143,7 +178,7 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
     // No statement touches the notifications themselves: the work does not grow with the feed.
     expect(executed.length).toBeLessThanOrEqual(8);
     expect(executed.filter((q) => q.includes('"notifications"'))).toEqual([]);
-    expect(await unreadCount(deps, userId)).toEqual({ count: 0, version: before.version + 1 });
+    expect(await unreadCount()).toEqual({ count: 0, version: before.version + 1 });
     expect(await markAllRead(deps, userId)).toEqual({ marked_read: 0 });
     const unread = await listNotifications(deps, userId, { read: false, page: 1, pageSize: 50 });
     expect(unread).toMatchObject({ items: [], total: 0 });
@@ -201,7 +236,7 @@ describe.each(BACKENDS)("feed at 100,000 rows on %s", (backend) => {
     expect(["notifications_feed_unread", "notifications_pkey"]).toContain(rows.index);
     if (backend === "postgres") expect(rows.rowsRead).toBeLessThanOrEqual(4);
     const flipped = await markRead(deps, userId, page.items[0]!.id);
-    expect(await unreadCount(deps, userId)).toMatchObject({ count: 2 });
+    expect(await unreadCount()).toMatchObject({ count: 2 });
     expect(
       (await listNotifications(deps, userId, { read: false, page: 1, pageSize: 50 })).items.map((n) => n.id),
     ).not.toContain(flipped.id);

@@ -89,6 +89,22 @@ describe.each(BACKENDS)("GET /metrics on %s", (backend) => {
     ).toBeGreaterThan(0);
   });
 
+  it("histograms how many single ingests shared each commit", async () => {
+    const u = await h.userWithKey();
+    const size = (s: string, suffix: string, labels: Record<string, string> = {}) =>
+      sample(s, `belfry_group_commit_size_${suffix}`, { operation: "ingest", ...labels }) ?? 0;
+    const before = await scrape();
+    await h.pay(u.id, `g1-${u.id}`); // one at a time: a transaction each
+    await h.pay(u.id, `g2-${u.id}`);
+    await Promise.all([3, 4, 5].map((i) => h.pay(u.id, `g${i}-${u.id}`))); // together: one
+    const after = await scrape();
+    expect(size(after, "count") - size(before, "count")).toBe(3);
+    expect(size(after, "sum") - size(before, "sum")).toBe(5);
+    expect(size(after, "bucket", { le: "1" }) - size(before, "bucket", { le: "1" })).toBe(2);
+    expect(size(after, "bucket", { le: "2" }) - size(before, "bucket", { le: "2" })).toBe(2);
+    expect(size(after, "bucket", { le: "4" }) - size(before, "bucket", { le: "4" })).toBe(3);
+  });
+
   it("counts ingested events and the feed rows they created, and reads the delivery queue", async () => {
     const u = await h.userWithKey();
     const ep = await h.request("POST", "/api/v1/me/webhooks", {

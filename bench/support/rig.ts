@@ -4,7 +4,7 @@
  * sampled from /proc, and tables printed as Markdown. Benchmarks never import from test/.
  */
 import { type ChildProcess, execFileSync, fork, spawn } from "node:child_process";
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -151,6 +151,31 @@ export function sampleRss(pid: number): { stop(): number } {
       return Math.round(peakKb / 1024);
     },
   };
+}
+
+/** CPU time (user + system, ms) a process has used so far; 0 once it is gone. */
+export function cpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8")
+      .replace(/^.*\) /, "")
+      .split(" ");
+    // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 a second).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU time (ms) used so far by every PostgreSQL server process on this machine. */
+export function postgresCpuMs(): number {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() === "postgres") total += cpuMs(Number(entry));
+    } catch {}
+  }
+  return total;
 }
 
 /** One line saying what machine and store a table was measured on. */

@@ -143,7 +143,21 @@ const summaryOfType = prepared((db, userId: number, type: string) => summaryQuer
 
 /** {@link FeedSummary} in one query, from the state and the kept counters (one row per feed type). */
 export async function readFeedSummary(db: Executor, userId: number, type?: string): Promise<FeedSummary> {
-  const rows = type === undefined ? await summaryOfAll(db, userId) : await summaryOfType(db, userId, type);
+  return toSummary(
+    userId,
+    type === undefined ? await summaryOfAll(db, userId) : await summaryOfType(db, userId, type),
+  );
+}
+
+/** {@link readFeedSummary} at once, where the store can read at once (see `Prepared.now`). */
+export function readFeedSummaryNow(db: Executor, userId: number, type?: string): FeedSummary | undefined {
+  const rows = type === undefined ? summaryOfAll.now(db, userId) : summaryOfType.now(db, userId, type);
+  return rows && toSummary(userId, rows);
+}
+
+type SummaryRow = Awaited<ReturnType<typeof summaryOfAll>>[number];
+
+function toSummary(userId: number, rows: SummaryRow[]): FeedSummary {
   const first = rows[0];
   if (!first) throw new Error(`user ${userId} has no feed state`);
   return {

@@ -8,7 +8,7 @@ import type { NotificationRow } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import { snapshot } from "../store/transaction.js";
 import { toIso, toIsoOrNull } from "../time.js";
-import { readFeedSummary } from "./feed-state.js";
+import { type FeedSummary, readFeedSummary, readFeedSummaryNow } from "./feed-state.js";
 import { effectiveReadAt, whereRead } from "./read-state.js";
 
 /** One row of every feed type, as the catalog renders its sample data: the API reference's examples. */
@@ -101,25 +101,48 @@ export async function listNotifications(
   userId: number,
   filter: FeedFilter,
 ): Promise<NotificationPage & { version: number }> {
+  // The embedded store reads state and rows at once when it is free: nothing can write between.
+  const state = readFeedSummaryNow(deps.store.db, userId, filter.type);
+  if (state) {
+    const { page, rows } = pageFor(state, filter);
+    const read = rows && pageQuery(rows.shape).now(deps.store.db, userId, ...rows.args);
+    if (!rows) return { items: [], ...page };
+    if (read) return { items: read.map(toNotification), ...page };
+  }
   // State, counters and rows from one snapshot, so `total` and `items` agree under concurrent writes.
   return snapshot(deps.store, async (db) => {
-    const state = await readFeedSummary(db, userId, filter.type);
-    const total =
-      filter.read === undefined ? state.total : filter.read ? state.total - state.unread : state.unread;
-    const offset = (filter.page - 1) * filter.pageSize;
-    const page = { total, page: filter.page, page_size: filter.pageSize, version: state.version };
-    if (offset >= total) return { items: [], ...page };
-    const query = pageQuery(filter.type !== undefined, filter.read, state.readThroughId > 0);
-    const limit = Math.min(filter.pageSize, total - offset);
-    const rows = await query(db, userId, filter.type ?? "", state.readThroughId, limit, offset);
-    return { items: rows.map(toNotification), ...page };
+    const { page, rows } = pageFor(await readFeedSummary(db, userId, filter.type), filter);
+    if (!rows) return { items: [], ...page };
+    const read = await pageQuery(rows.shape)(db, userId, ...rows.args);
+    return { items: read.map(toNotification), ...page };
   });
+}
+
+/** The page's numbers from the feed's state, and which rows to read for it (none past the end). */
+function pageFor(state: FeedSummary, filter: FeedFilter) {
+  const total =
+    filter.read === undefined ? state.total : filter.read ? state.total - state.unread : state.unread;
+  const offset = (filter.page - 1) * filter.pageSize;
+  const page = { total, page: filter.page, page_size: filter.pageSize, version: state.version };
+  if (offset >= total) return { page, rows: undefined };
+  const shape = { byType: filter.type !== undefined, read: filter.read, marked: state.readThroughId > 0 };
+  const limit = Math.min(filter.pageSize, total - offset);
+  const args = [filter.type ?? "", state.readThroughId, limit, offset] as const;
+  return { page, rows: { shape, args } };
 }
 
 const pageQueries = new Map<string, ReturnType<typeof preparePage>>();
 
 /** The page query for one combination of filters (each its own prepared shape). */
-function pageQuery(byType: boolean, read: boolean | undefined, marked: boolean) {
+function pageQuery({
+  byType,
+  read,
+  marked,
+}: {
+  byType: boolean;
+  read: boolean | undefined;
+  marked: boolean;
+}) {
   const key = `${byType} ${read} ${marked}`;
   let query = pageQueries.get(key);
   if (!query) {
@@ -150,12 +173,6 @@ function preparePage(byType: boolean, read: boolean | undefined, marked: boolean
       return query.orderBy("created_at", "desc").orderBy("id", "desc").limit(limit).offset(offset);
     },
   );
-}
-
-/** The user's unread count and feed version, from the kept counters. */
-export async function unreadCount(deps: Deps, userId: number): Promise<{ count: number; version: number }> {
-  const state = await readFeedSummary(deps.store.db, userId);
-  return { count: state.unread, version: state.version };
 }
 
 /**

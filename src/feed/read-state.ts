@@ -1,4 +1,4 @@
-import type { ExpressionBuilder, SelectQueryBuilder } from "kysely";
+import type { Expression, ExpressionBuilder, SelectQueryBuilder } from "kysely";
 import type { Database } from "../store/schema.js";
 
 /**
@@ -6,14 +6,14 @@ import type { Database } from "../store/schema.js";
  * its id is at or below the user's `read_through_id`. These helpers put that rule into queries.
  */
 
-type Notifications = ExpressionBuilder<Database, "notifications">;
+export type Notifications = ExpressionBuilder<Database, "notifications">;
 
 /**
  * A row's read time: its own `read_at`, else the time of the first mark-all-read that covers it
- * (one primary-key probe per returned row at or below `readThroughId`, when that is given), else
- * null.
+ * (one primary-key probe per returned row at or below `readThroughId`, when that is given: a
+ * number, or the column it is read from in the same statement), else null.
  */
-export function effectiveReadAt(eb: Notifications, readThroughId?: number) {
+export function effectiveReadAt(eb: Notifications, readThroughId?: number | Expression<number>) {
   const mark = eb
     .selectFrom("feed_read_marks as m")
     .select("m.at")

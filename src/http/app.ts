@@ -164,6 +164,7 @@ export async function buildApp({
   });
   app.server.maxConnections = maxConnections;
   app.decorateRequest("principal", null);
+  app.decorateRequest("credentialRows", null);
   const connections = trackUnusedConnections(app.server);
   // Hooks on every request are callback-style: an async hook costs a promise per request, which
   // measured ~10-30 % of throughput on the cheapest routes.

@@ -1,23 +1,46 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Deps } from "../deps.js";
 import { forbidden, unauthenticated } from "../errors.js";
-import { authenticate, bearerToken, type Principal } from "../identity/authenticate.js";
+import {
+  authenticate,
+  authenticateWith,
+  bearerToken,
+  type CredentialRead,
+  type Principal,
+} from "../identity/authenticate.js";
 import { sameSecret } from "../identity/key-secret.js";
 
 declare module "fastify" {
   interface FastifyRequest {
     /** Set by {@link userAuth} on `/api/v1/*` routes. */
     principal: Principal | null;
+    /** The rows of the route's `credentialRead`, read with the credential (see {@link userAuth}). */
+    credentialRows: unknown[] | null;
+  }
+  interface FastifyContextConfig {
+    /**
+     * What the route reads in the authenticating statement itself (a poll's count, a page), if
+     * anything: one round trip for the whole answer. Undefined → the credential alone.
+     */
+    credentialRead?: (request: FastifyRequest) => CredentialRead<unknown> | undefined;
   }
 }
 
 /**
  * An `onRequest` hook for user routes: resolves the Bearer key or session token to its user. It
  * runs once the route is matched (unknown routes are a 404 first) and after the size check (413
- * first), but before the body is read: a stranger cannot make the server hold a body.
+ * first), but before the body is read: a stranger cannot make the server hold a body. A route
+ * whose config names a `credentialRead` gets its answer's data from the same statement.
  */
 export const userAuth = (deps: Deps) => async (request: FastifyRequest, _reply: FastifyReply) => {
-  request.principal = await authenticate(deps, request.headers.authorization);
+  const read = request.routeOptions.config.credentialRead?.(request);
+  if (read === undefined) {
+    request.principal = await authenticate(deps, request.headers.authorization);
+    return;
+  }
+  const { principal, rows } = await authenticateWith(deps, request.headers.authorization, read);
+  request.principal = principal;
+  request.credentialRows = rows;
 };
 
 /**

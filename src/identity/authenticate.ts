@@ -1,8 +1,9 @@
 import type { Deps } from "../deps.js";
 import { unauthenticated } from "../errors.js";
 import { prepared } from "../store/prepared.js";
+import type { Executor } from "../store/store.js";
 import { hashSecret, KEY_PATTERN, sameHash } from "./key-secret.js";
-import { SESSION_PATTERN, sessionByHash, sessionById } from "./sessions.js";
+import { SESSION_PATTERN, sessionById, sessionLookup } from "./sessions.js";
 
 /** What a request presented: an API key (personal or org), or a browser session. */
 export type Credential =
@@ -40,6 +41,47 @@ const INVALID_SESSION = "Invalid or ended session token.";
 const EXPIRED_SESSION = "This session has expired.";
 const REVOKED_KEY = "This API key has been revoked.";
 
+/** The credential columns every lookup by secret reads (with the user's feed version). */
+export interface KeyRow {
+  id: number;
+  user_id: number;
+  org_id: number | null;
+  secret_hash: string;
+  revoked_at: number | null;
+  version: number;
+}
+export interface SessionRow {
+  id: number;
+  user_id: number;
+  secret_hash: string;
+  expires_at: number;
+  version: number;
+}
+
+/**
+ * How a credential is looked up by its secret's hash: the key or session with its user's feed
+ * version, and whatever else the statement reads in the same round trip (a poll's counts, a
+ * page). `X` is what each row carries besides the credential; a lookup may return several rows
+ * of one credential (a page's rows), or none. Built on {@link keyLookup} and `sessionLookup`.
+ */
+export interface CredentialRead<X> {
+  key(db: Executor, hash: string): Promise<(KeyRow & X)[]>;
+  session(db: Executor, hash: string): Promise<(SessionRow & X)[]>;
+}
+
+/** The key whose secret hashes to `hash`, with its user's feed state as `s` (one indexed read). */
+export const keyLookup = (db: Executor, hash: string) =>
+  db
+    .selectFrom("api_keys as k")
+    .innerJoin("feed_states as s", "s.user_id", "k.user_id")
+    .select(["k.id", "k.user_id", "k.org_id", "k.secret_hash", "k.revoked_at", "s.version"])
+    .where("k.secret_hash", "=", hash);
+
+const CREDENTIAL_ONLY: CredentialRead<object> = {
+  key: prepared(keyLookup),
+  session: prepared(sessionLookup),
+};
+
 /**
  * Resolves an `Authorization: Bearer` header to its principal: a `bfs_` token is looked up among
  * sessions, anything else among keys, so a key costs no extra lookup. Reads the store on every
@@ -47,21 +89,41 @@ const REVOKED_KEY = "This API key has been revoked.";
  * every instance. Each lookup is one indexed statement that also reads the feed version.
  */
 export async function authenticate(deps: Deps, authorization: string | undefined): Promise<Principal> {
+  return (await authenticateWith(deps, authorization, CREDENTIAL_ONLY)).principal;
+}
+
+/**
+ * {@link authenticate} with a lookup that reads more in the same statement (see
+ * {@link CredentialRead}): the principal, and the statement's rows once the credential checked out.
+ */
+export async function authenticateWith<X>(
+  deps: Deps,
+  authorization: string | undefined,
+  read: CredentialRead<X>,
+): Promise<{ principal: Principal; rows: X[] }> {
   const secret = bearerToken(authorization);
   if (secret?.startsWith("bfs_")) {
     if (!SESSION_PATTERN.test(secret)) throw unauthenticated(INVALID_SESSION);
     const hash = hashSecret(secret);
-    const [session] = await sessionByHash(deps.store.db, hash);
+    const rows = await read.session(deps.store.db, hash);
+    const session = rows[0];
     if (!session || !sameHash(session.secret_hash, hash)) throw unauthenticated(INVALID_SESSION);
     if (session.expires_at <= deps.clock()) throw unauthenticated(EXPIRED_SESSION);
-    return toPrincipal({ kind: "session", sessionId: session.id }, session.user_id, session.version);
+    const principal = toPrincipal(
+      { kind: "session", sessionId: session.id },
+      session.user_id,
+      session.version,
+    );
+    return { principal, rows };
   }
   if (secret === undefined || !KEY_PATTERN.test(secret) || secret.length > 256) throw unauthenticated();
   const hash = hashSecret(secret);
-  const [key] = await keyByHash(deps.store.db, hash);
+  const rows = await read.key(deps.store.db, hash);
+  const key = rows[0];
   if (!key || !sameHash(key.secret_hash, hash)) throw unauthenticated();
   if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
-  return toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
+  const principal = toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
+  return { principal, rows };
 }
 
 /**
@@ -80,14 +142,6 @@ export async function principalOf(deps: Deps, credential: CredentialId): Promise
   if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
   return toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
 }
-
-const keyByHash = prepared((db, hash: string) =>
-  db
-    .selectFrom("api_keys as k")
-    .innerJoin("feed_states as s", "s.user_id", "k.user_id")
-    .select(["k.id", "k.user_id", "k.org_id", "k.secret_hash", "k.revoked_at", "s.version"])
-    .where("k.secret_hash", "=", hash),
-);
 
 const keyById = prepared((db, id: number) =>
   db

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
 import { prepared } from "../store/prepared.js";
+import type { Executor } from "../store/store.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
@@ -130,14 +131,16 @@ async function sweepExpired(tx: Tx, now: number): Promise<void> {
     .execute();
 }
 
-/** A session and its user's feed version, by the token's hash: the hot authentication read. */
-export const sessionByHash = prepared((db, hash: string) =>
+/**
+ * The session whose token hashes to `hash`, with its user's feed state as `s`: the hot
+ * authentication read (see `CredentialRead`, which may add to it).
+ */
+export const sessionLookup = (db: Executor, hash: string) =>
   db
     .selectFrom("sessions as t")
     .innerJoin("feed_states as s", "s.user_id", "t.user_id")
     .select(["t.id", "t.user_id", "t.secret_hash", "t.expires_at", "s.version"])
-    .where("t.secret_hash", "=", hash),
-);
+    .where("t.secret_hash", "=", hash);
 
 /** A session and its user's feed version, by id (stream tickets, live streams re-checking). */
 export const sessionById = prepared((db, id: number) =>

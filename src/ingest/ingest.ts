@@ -5,6 +5,7 @@ import { EVENT_COLUMNS, type EventInput, eventRow, type RecordedEvent } from "..
 import { fanOut } from "../events/fan-out.js";
 import { memberDirectory } from "../identity/memberships.js";
 import { existingUserIds } from "../identity/users.js";
+import { GroupCommit } from "../store/group-commit.js";
 import { insertMany } from "../store/insert-many.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { parseRfc3339 } from "../time.js";
@@ -124,8 +125,9 @@ async function recordIngested(tx: Tx, items: ValidIngest[]): Promise<Outcome[]> 
 /**
  * Ingests one producer event: validates it, then checks the user (404), then the
  * idempotency key — the same `id` with the same content is a duplicate, with other content a
- * conflict. Event, feed rows, counters and webhook deliveries are written in one transaction;
- * when this resolves they are committed.
+ * conflict. Event, feed rows, counters and webhook deliveries are written in one transaction,
+ * which concurrent single ingests share (group commit, see `GroupCommit`); when this resolves
+ * they are committed.
  *
  * @example
  * await ingestEvent(deps, { id: "pay_1", type: "system.payment.received", user_id: 7,
@@ -133,10 +135,50 @@ async function recordIngested(tx: Tx, items: ValidIngest[]): Promise<Outcome[]> 
  */
 export async function ingestEvent(deps: Deps, body: unknown): Promise<IngestResult> {
   const valid = parseIngest(body, deps.clock());
-  const [outcome] = await transact(deps.store, (tx) => recordIngested(tx, [valid]));
-  if (outcome instanceof ApiError || outcome === undefined) throw outcome;
+  const outcome = await gathererOf(deps).submit(valid);
+  if (outcome instanceof ApiError) throw outcome;
   countIngested(deps, [outcome]);
   return outcome;
+}
+
+/** Each Deps' gatherer of single ingests (one per store and process). */
+const gatherers = new WeakMap<Deps, GroupCommit<ValidIngest, Outcome>>();
+
+/**
+ * The gatherer that makes concurrent single ingests share a transaction (group commit): each
+ * request still gets its own outcome, only after the commit that carried it.
+ */
+function gathererOf(deps: Deps): GroupCommit<ValidIngest, Outcome> {
+  let gatherer = gatherers.get(deps);
+  if (gatherer === undefined) {
+    gatherer = new GroupCommit(deps.store, {
+      run: recordInKeyOrder,
+      committed: (size) => deps.metrics.groupCommitSize.observe({ operation: "ingest" }, size),
+    });
+    gatherers.set(deps, gatherer);
+  }
+  return gatherer;
+}
+
+/**
+ * {@link recordIngested} with the items taken in id order (a repeated id keeps its place among
+ * its repeats), so groups running side by side — other instances' on one PostgreSQL — insert
+ * idempotency keys, and so lock them, in the same order and cannot deadlock over two of them;
+ * the outcomes come back in the items' order.
+ */
+async function recordInKeyOrder(tx: Tx, items: readonly ValidIngest[]): Promise<Outcome[]> {
+  const order = items.map((_, i) => i);
+  const idOf = (i: number) => (items[i] as ValidIngest).id;
+  order.sort((a, b) => (idOf(a) < idOf(b) ? -1 : idOf(a) > idOf(b) ? 1 : a - b));
+  const outcomes = await recordIngested(
+    tx,
+    order.map((i) => items[i] as ValidIngest),
+  );
+  const inPlace: Outcome[] = new Array(items.length);
+  order.forEach((i, k) => {
+    inPlace[i] = outcomes[k] as Outcome;
+  });
+  return inPlace;
 }
 
 /** Counts committed events for the metrics: created, or a repeat of an id (duplicate). */

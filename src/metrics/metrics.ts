@@ -60,6 +60,14 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly groupCommitSize = new Histogram({
+    name: "belfry_group_commit_size",
+    help: "Single writes that shared one committed transaction (group commit), by operation: ingest, mark_read.",
+    labelNames: ["operation"] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+    registers: [this.registry],
+  });
+
   readonly busResyncs = new Counter({
     name: "belfry_bus_resyncs_total",
     help: "Times the change bus (re)connected and live streams and workers re-read what they may have missed.",

@@ -1,6 +1,7 @@
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from "kysely";
 import pg from "pg";
 import { ServerHearing, serverAddress } from "./pg-hearing.js";
+import { statementName } from "./statement-names.js";
 import type { StoreTimeouts } from "./store-timeouts.js";
 
 // int8 (ids, counts, times) as JS numbers: every value Belfry stores is far below 2^53.
@@ -166,7 +167,11 @@ class TimedClient {
           })
         : undefined;
     try {
-      const result = await this.client.query(sql, [...parameters]);
+      const name = statementName(sql);
+      const values = [...parameters];
+      const result = await (name
+        ? this.client.query({ name, text: sql, values })
+        : this.client.query(sql, values));
       this.hearing.heard(this.#address);
       return result as unknown as PostgresQueryResult<R>;
     } catch (error) {

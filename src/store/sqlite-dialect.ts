@@ -4,6 +4,7 @@ import {
   type DatabaseConnection,
   type DialectAdapter,
   type Driver,
+  type LogConfig,
   type QueryResult,
   SqliteAdapter,
   SqliteDialect,
@@ -24,26 +25,49 @@ import type { SqliteHandle } from "./sqlite-handle.js";
  * - a rollback after SQLite already rolled back (a failed COMMIT does that) is skipped, so the
  *   caller sees the original error, not "no transaction is active";
  * - prepared statements are cached by SQL text;
+ * - a prepared read finding the connection free runs at once, without the queue (`readNow`);
  * - migrations run in one transaction (SQLite's DDL is transactional; Kysely assumes not), so
  *   with `BEGIN IMMEDIATE` processes that migrate one file at once take turns.
  */
 export class BelfrySqliteDialect extends SqliteDialect {
   readonly #handle: SqliteHandle;
   readonly #lockWaitMs: number;
+  readonly #log: LogConfig | undefined;
+  #driver: HandleDriver | undefined;
 
-  constructor(handle: SqliteHandle, lockWaitMs: number) {
+  /** `log`: the Kysely log hook, told about reads run by {@link readNow} too. */
+  constructor(handle: SqliteHandle, lockWaitMs: number, log?: LogConfig) {
     super({ database: { close: () => handle.close(), prepare: (sql) => handle.prepare(sql) } });
     this.#handle = handle;
     this.#lockWaitMs = lockWaitMs;
+    this.#log = log;
   }
 
   override createDriver(): Driver {
-    return new HandleDriver(this.#handle, new LockWait(this.#lockWaitMs));
+    this.#driver = new HandleDriver(this.#handle, new LockWait(this.#lockWaitMs));
+    return this.#driver;
   }
 
   override createAdapter(): DialectAdapter {
-    return new TransactionalDdlSqliteAdapter();
+    const adapter = new TransactionalDdlSqliteAdapter();
+    const driver = this.#driver;
+    const log = this.#log;
+    if (driver) directReaders.set(adapter, (query) => driver.readNow(query, log));
+    return adapter;
   }
+}
+
+const directReaders = new WeakMap<DialectAdapter, (query: CompiledQuery) => unknown[] | undefined>();
+
+/**
+ * Runs a read at once, synchronously, when the embedded store's one connection is free (no
+ * transaction or statement of this process in progress), and gives its rows: what the queued
+ * read would have answered, without the queue and its promises. Undefined when the store is not
+ * the embedded one, the connection is busy, or the read fails: then the caller takes the usual
+ * path, which waits for locks and reopens the file as it should.
+ */
+export function readNow<R>(adapter: DialectAdapter, query: CompiledQuery): R[] | undefined {
+  return directReaders.get(adapter)?.(query) as R[] | undefined;
 }
 
 class TransactionalDdlSqliteAdapter extends SqliteAdapter {
@@ -98,6 +122,24 @@ class HandleDriver implements Driver {
     // SQLite has one connection: callers take turns.
     await this.#mutex.lock();
     return this.#connection;
+  }
+
+  readNow(query: CompiledQuery, log: LogConfig | undefined): unknown[] | undefined {
+    const { handle } = this;
+    if (this.#mutex.held || handle.db.inTransaction) return undefined;
+    try {
+      handle.reopenIfDue();
+      const statement = handle.prepare(query.sql);
+      // A statement with RETURNING is a "reader" too: only plain selects run here.
+      if (!statement.reader || !/^\s*select /i.test(query.sql)) return undefined;
+      const started = performance.now();
+      const rows = statement.all(query.parameters as unknown[]);
+      if (typeof log === "function")
+        log({ level: "query", query, queryDurationMillis: performance.now() - started });
+      return rows;
+    } catch {
+      return undefined;
+    }
   }
 
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
@@ -164,6 +206,10 @@ class HandleConnection implements DatabaseConnection {
 class Mutex {
   #held: Promise<void> | undefined;
   #release: (() => void) | undefined;
+
+  get held(): boolean {
+    return this.#held !== undefined;
+  }
 
   async lock(): Promise<void> {
     while (this.#held) await this.#held;

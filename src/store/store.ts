@@ -19,6 +19,11 @@ export type Dialect = "sqlite" | "postgres";
 export interface Store {
   readonly db: Kysely<Database>;
   readonly dialect: Dialect;
+  /**
+   * Whether each statement is a round trip to a server (PostgreSQL), so that reading more in one
+   * statement pays; on the embedded store a statement is a call into the process.
+   */
+  readonly roundTrips: boolean;
   /** Where the data lives, without credentials (for the start-up line and logs). */
   readonly location: string;
   /**
@@ -92,7 +97,7 @@ function openSqlite(path: string, options: StoreOptions): Store {
   if (!memory) mkdirSync(dirname(resolve(path)), { recursive: true });
   const handle = new SqliteHandle(path, timeouts.lockWaitMs);
   const db = new Kysely<Database>({
-    dialect: new BelfrySqliteDialect(handle, timeouts.lockWaitMs),
+    dialect: new BelfrySqliteDialect(handle, timeouts.lockWaitMs, log),
     ...(log && { log }),
   });
   const bus = pickBus(options, localBus);
@@ -103,6 +108,7 @@ function openSqlite(path: string, options: StoreOptions): Store {
       return handle.db;
     },
     dialect: "sqlite",
+    roundTrips: false,
     location: memory ? "sqlite::memory:" : `sqlite:${resolve(path)}`,
     // Reads can go on while another process holds the write lock or the file refuses writes, so
     // readiness is a real commit: the header's user_version (which Belfry does not use) rewritten
@@ -140,6 +146,7 @@ function openPostgres(url: string, options: StoreOptions): Store {
     db,
     bus,
     dialect: "postgres",
+    roundTrips: true,
     location: `postgres://${u.host}${u.pathname}`,
     poolStats: () => pool.stats(),
     // After a failover the address may lead to a demoted primary: it answers, but refuses writes.

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import type { Deps } from "../../src/deps.js";
 import { createDeps } from "../../src/deps.js";
 import { type AppOptions, buildApp } from "../../src/http/app.js";
+import type { StoreOptions } from "../../src/store/store.js";
 import { type BackendName, openTestStore, type TestStore } from "./backends.js";
 
 export const ADMIN_TOKEN = "test_admin_token_0123456789abcdef";
@@ -27,6 +28,8 @@ export interface RequestOptions {
 export interface Harness {
   backend: BackendName;
   store: TestStore["store"];
+  /** The store's DATABASE_URL (a test may open its own connection to it). */
+  url: string;
   deps: Deps;
   app: FastifyInstance;
   request(method: string, url: string, options?: RequestOptions): Promise<Response>;
@@ -48,8 +51,9 @@ export async function startHarness(
     AppOptions,
     "pollIntervalS" | "stream" | "timeouts" | "limits" | "corsOrigins" | "bell" | "observeMetrics"
   > = {},
+  storeOptions: StoreOptions = {},
 ): Promise<Harness> {
-  const test = await openTestStore(backend);
+  const test = await openTestStore(backend, storeOptions);
   const fullDeps: Deps = createDeps(test.store, deps);
   // Suites send many requests from one address with one key; the limits have their own suite.
   const fastify = await buildApp({
@@ -83,6 +87,7 @@ export async function startHarness(
   const harness: Harness = {
     backend,
     store: test.store,
+    url: test.url,
     deps: fullDeps,
     app: fastify,
     request,

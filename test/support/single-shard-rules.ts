@@ -21,7 +21,7 @@ export const SPANNING: { reason: string; match: RegExp }[] = [
   },
   {
     reason:
-      "authentication reads the credential (a reference table) with its user's feed version; Citus joins it per user",
+      "authentication reads the credential (a reference table) with its user's feed version, and on PostgreSQL the poll's answer (counts, a page) in the same round trip; Citus joins it per user",
     match:
       /from "(api_keys|sessions)" as "[kt]" inner join "feed_states" as "s" on "s"\."user_id" = "[kt]"\."user_id"/,
   },
