@@ -86,10 +86,9 @@ interface Lane {
 export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker {
   const { concurrency, endpointConcurrency, keepAliveMs, pollMs, timeoutMs } = deps.webhooks;
   const leaseMs = timeoutMs + LEASE_MARGIN_MS;
-  const aheadLimit = concurrency * AHEAD_PER_SLOT;
   const laneLimit = endpointConcurrency * AHEAD_PER_ENDPOINT_SLOT;
-  /** Top-ups leave a quarter of what the worker holds to endpoints it has not seen yet. */
-  const topUpLimit = Math.floor((aheadLimit * 3) / 4);
+  /** The time a lease leaves to start an attempt in. */
+  const window = leaseMs - timeoutMs - LEASE_SAFETY_MS;
   const pool = new ConnectionPool({ keepAliveMs, check: (url) => resolveTarget(deps, url) });
   const stopping = new AbortController();
   const recorder = new OutcomeRecorder(
@@ -154,11 +153,27 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
    */
   const laneCap = (endpointId: number) => {
     const latency = Math.max(latencies.get(endpointId) ?? timeoutMs, 1);
-    const window = leaseMs - timeoutMs - LEASE_SAFETY_MS;
     const paced = Math.max(1, Math.floor(window / latency)) * endpointConcurrency;
-    const share = Math.max(2 * endpointConcurrency, Math.floor(topUpLimit / Math.max(1, lanes.size)));
+    const share = Math.max(2 * endpointConcurrency, Math.floor(topUpLimit() / Math.max(1, lanes.size)));
     return Math.min(laneLimit, paced, share);
   };
+  /**
+   * How many deliveries the worker holds at most: AHEAD_PER_SLOT per attempt it runs at once, and
+   * no more than `concurrency` attempts get through in a lease's time at its lanes' mean latency
+   * (many slow endpoints share the worker's slots). Worked out at most every 50 ms.
+   */
+  let held = { limit: concurrency * AHEAD_PER_SLOT, at: Number.NEGATIVE_INFINITY };
+  const aheadLimit = () => {
+    if (performance.now() - held.at < 50) return held.limit;
+    let sum = 0;
+    for (const lane of lanes.values()) sum += latencies.get(lane.ref.endpointId) ?? timeoutMs;
+    const mean = lanes.size === 0 ? 1 : Math.max(1, sum / lanes.size);
+    const paced = Math.max(1, Math.floor(window / mean)) * concurrency;
+    held = { limit: Math.min(concurrency * AHEAD_PER_SLOT, paced), at: performance.now() };
+    return held.limit;
+  };
+  /** Top-ups leave a quarter of what the worker holds to endpoints it has not seen yet. */
+  const topUpLimit = () => Math.floor((aheadLimit() * 3) / 4);
   /** How many more of an endpoint's deliveries may be claimed now. */
   const room = (ref: EndpointRef) => {
     const lane = lanes.get(ref.endpointId);
@@ -166,7 +181,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   };
   /**
    * Whether a lane with more due has run down to `share` of what it may hold. At half, the loop
-   * is woken to top it up; every other such lane down to a quarter is topped up with it, so the
+   * is woken to top it up; every other such lane down to a third is topped up with it, so the
    * lanes of a busy worker are refilled together, in one transaction.
    */
   const runDown = (lane: Lane, share = 1 / 2) =>
@@ -305,7 +320,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       const take = room(lane.ref);
       if (runDown(lane, 1 / 3) && take > 0) refills.push({ endpoint: lane.ref, take });
     }
-    const left = topUpLimit - waiting;
+    const left = topUpLimit() - waiting;
     if (refills.length > 0 && left > 0 && running) {
       const got = await transact(deps.store, (tx) => leaseDueDeliveries(tx, refills, lease, left));
       claimed += await queue(got.claimed);
@@ -325,7 +340,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     // Lanes known to have more are left to the top-ups above.
     const fresh = (ref: EndpointRef) => (lanes.get(ref.endpointId)?.backlog ? 0 : room(ref));
     for (let look = 0; look < LOOKS_PER_CLAIM; look++) {
-      const limit = aheadLimit - waiting;
+      const limit = aheadLimit() - waiting;
       // Full: the round waits until attempts make room and wake the loop.
       if (!running || limit <= 0) return { claimed, more: false };
       const from = cursor.bucket;
@@ -399,7 +414,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     while (running) {
       let more = false;
       let waitMs: number | undefined;
-      if (waiting < aheadLimit) {
+      if (waiting < aheadLimit()) {
         try {
           ({ more, waitMs } = await claim());
           if (storeAway) log.info?.({}, "store is back; webhook delivery resumes");
