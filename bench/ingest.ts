@@ -14,7 +14,7 @@
  *
  * `--profile DIR` runs Belfry under `node --cpu-prof` and leaves one .cpuprofile in DIR.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,6 +30,7 @@ import {
   PAYMENT,
   parseStore,
   report,
+  requireWrk,
   sampleRss,
   seed,
   startBelfry,
@@ -58,15 +59,7 @@ const BATCH_CONNECTIONS = Number(values["batch-connections"]);
 const BATCH = Number(values["batch-size"]);
 const ROUNDS = Number(values.rounds);
 
-try {
-  execFileSync("wrk", ["--version"], { stdio: "ignore" });
-} catch (error) {
-  // wrk prints its version and exits 1; only a missing binary is a problem.
-  if ((error as { code?: string }).code === "ENOENT") {
-    log("wrk is not installed: apt-get install wrk (or brew install wrk)");
-    process.exit(1);
-  }
-}
+requireWrk();
 
 const env = belfryEnv(freshDatabase(STORE, values.pg ?? ""));
 log(`store: ${STORE}; seeding ${values.users} users × ${values["per-user"]} rows`);

@@ -27,6 +27,7 @@ import {
   parseStore,
   postgresCpuMs,
   report,
+  requireWrk,
   type Started,
   sampleRss,
   seed,
@@ -51,15 +52,7 @@ const STORE = parseStore(values.store);
 const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 
-try {
-  execFileSync("wrk", ["--version"], { stdio: "ignore" });
-} catch (error) {
-  // wrk prints its version and exits 1; only a missing binary is a problem.
-  if ((error as { code?: string }).code === "ENOENT") {
-    log("wrk is not installed: apt-get install wrk (or brew install wrk)");
-    process.exit(1);
-  }
-}
+requireWrk();
 
 const env = belfryEnv(freshDatabase(STORE, values.pg ?? ""));
 log(`store: ${STORE}; seeding ${values.users} users × ${values["per-user"]} rows`);

@@ -33,6 +33,19 @@ export function log(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+/** Exits with how to install wrk when it is missing (the read and ingest benchmarks drive it). */
+export function requireWrk(): void {
+  try {
+    execFileSync("wrk", ["--version"], { stdio: "ignore" });
+  } catch (error) {
+    // wrk prints its version and exits 1; only a missing binary is a problem.
+    if ((error as { code?: string }).code === "ENOENT") {
+      log("wrk is not installed: apt-get install wrk (or brew install wrk)");
+      process.exit(1);
+    }
+  }
+}
+
 export function parseStore(value: string | undefined): StoreKind {
   if (value === "sqlite" || value === "postgres") return value;
   throw new Error(`--store must be sqlite or postgres, not ${value}`);

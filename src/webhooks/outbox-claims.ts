@@ -2,7 +2,7 @@ import { anyOf } from "../store/any-of.js";
 import { amongIds, forUpdate, lockEach } from "../store/for-update.js";
 import { bulkColumns, insertMany } from "../store/insert-many.js";
 import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
-import type { DeliveryStatus, ErrorClass, EventRow } from "../store/schema.js";
+import type { DeliveryStatus, ErrorClass, EventRow, WebhookAttemptsTable } from "../store/schema.js";
 import type { Executor, Store } from "../store/store.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { updateMany } from "../store/update-many.js";
@@ -292,16 +292,7 @@ const ATTEMPT_COLUMNS = bulkColumns<AttemptRow>({
   text: ["response_body", "error_class"],
 });
 
-interface AttemptRow {
-  user_id: number;
-  delivery_id: number;
-  number: number;
-  attempted_at: number;
-  response_status: number | null;
-  response_body: string | null;
-  latency_ms: number;
-  error_class: ErrorClass | null;
-}
+type AttemptRow = Omit<WebhookAttemptsTable, "id">;
 
 interface DeliveryMove {
   user_id: number;
