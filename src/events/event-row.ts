@@ -16,7 +16,6 @@ export interface EventInput<T extends EventType = EventType> {
   occurredAt: number;
   createdAt: number;
   idempotencyKey?: string | null;
-  fingerprint?: string | null;
   overrides?: Overrides | null;
 }
 
@@ -47,7 +46,7 @@ export const insertEvent = (trx: Transaction<Database>, input: EventInput) =>
 /** The columns of an event row, for bulk inserts. */
 export const EVENT_COLUMNS = bulkColumns<ReturnType<typeof eventRow>>({
   bigint: ["user_id", "org_id", "actor_user_id", "occurred_at", "created_at"],
-  text: ["public_id", "idempotency_key", "fingerprint", "type", "data", "overrides"],
+  text: ["public_id", "idempotency_key", "type", "data", "overrides"],
 });
 
 /** The row that records an event. */
@@ -55,7 +54,6 @@ export function eventRow(input: EventInput) {
   return {
     public_id: newEventId(),
     idempotency_key: input.idempotencyKey ?? null,
-    fingerprint: input.fingerprint ?? null,
     type: input.type,
     user_id: input.userId,
     org_id: input.orgId ?? null,

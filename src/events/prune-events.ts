@@ -1,6 +1,7 @@
 import { eventsWithNotifications } from "../feed/prune-notifications.js";
 import type { Tx } from "../store/transaction.js";
 import { eventsWithDeliveries } from "../webhooks/outbox.js";
+import { forgetEventKeys } from "./event-keys.js";
 
 /** Where a pass over old events has got to: the last event it looked at, in (created_at, id) order. */
 export interface EventCursor {
@@ -27,7 +28,7 @@ export async function pruneEvents(
 ): Promise<{ deleted: number; next: EventCursor | undefined }> {
   let query = tx.trx
     .selectFrom("events")
-    .select(["id", "created_at"])
+    .select(["id", "created_at", "idempotency_key"])
     .where("created_at", "<", cutoff)
     .orderBy("created_at")
     .orderBy("id")
@@ -49,11 +50,22 @@ export async function pruneEvents(
     await eventsWithNotifications(tx.trx, ids),
     await eventsWithDeliveries(tx.trx, ids),
   ];
-  const free = ids.filter((id) => !withRows.has(id) && !withDeliveries.has(id));
+  const free = events.filter((e) => !withRows.has(e.id) && !withDeliveries.has(e.id));
   let deleted = 0;
   if (free.length > 0) {
-    const result = await tx.trx.deleteFrom("events").where("id", "in", free).executeTakeFirst();
+    const result = await tx.trx
+      .deleteFrom("events")
+      .where(
+        "id",
+        "in",
+        free.map((e) => e.id),
+      )
+      .executeTakeFirst();
     deleted = Number(result.numDeletedRows);
+    await forgetEventKeys(
+      tx.trx,
+      free.flatMap((e) => (e.idempotency_key === null ? [] : [e.idempotency_key])),
+    );
   }
   const next = events.length < limit ? undefined : { createdAt: last.created_at, id: last.id };
   return { deleted, next };

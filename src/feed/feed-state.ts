@@ -1,5 +1,5 @@
 import { sql, type Transaction } from "kysely";
-import { forUpdate } from "../store/for-update.js";
+import { lockSharded } from "../store/for-update.js";
 import { prepared } from "../store/prepared.js";
 import type { Database } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
@@ -40,14 +40,18 @@ export async function lockFeed(tx: Tx, userId: number): Promise<FeedState> {
   return state;
 }
 
-/** {@link lockFeed} for several users at once, taken in ascending user order as every writer does. */
+/**
+ * {@link lockFeed} for several users at once, taken in one order every writer uses (ascending
+ * users; on Citus, shard by shard).
+ */
 export async function lockFeeds(tx: Tx, userIds: number[]): Promise<Map<number, FeedState>> {
-  const query = tx.trx
-    .selectFrom("feed_states")
-    .select(["user_id", "version", "muted_types", "read_through_id", "last_id"])
-    .where("user_id", "in", userIds)
-    .orderBy("user_id");
-  const rows = await forUpdate(tx, query).execute();
+  const rows = await lockSharded(tx, "feed_states", userIds, (some) =>
+    tx.trx
+      .selectFrom("feed_states")
+      .select(["user_id", "version", "muted_types", "read_through_id", "last_id"])
+      .where("user_id", "in", some)
+      .orderBy("user_id"),
+  );
   return new Map(
     rows.map((row) => [
       row.user_id,

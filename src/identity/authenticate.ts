@@ -3,6 +3,7 @@ import { unauthenticated } from "../errors.js";
 import { prepared } from "../store/prepared.js";
 import type { Executor } from "../store/store.js";
 import { hashSecret, KEY_PATTERN, sameHash } from "./key-secret.js";
+import { routable } from "./routable.js";
 import { SESSION_PATTERN, sessionById, sessionLookup } from "./sessions.js";
 
 /** What a request presented: an API key (personal or org), or a browser session. */
@@ -65,22 +66,51 @@ export interface SessionRow {
  * of one credential (a page's rows), or none. Built on {@link keyLookup} and `sessionLookup`.
  */
 export interface CredentialRead<X> {
-  key(db: Executor, hash: string): Promise<(KeyRow & X)[]>;
-  session(db: Executor, hash: string): Promise<(SessionRow & X)[]>;
+  /** `owner`: the key's user, named on a sharded store (see `routable`). */
+  key(db: Executor, hash: string, owner?: number): Promise<(KeyRow & X)[]>;
+  session(db: Executor, hash: string, owner?: number): Promise<(SessionRow & X)[]>;
 }
 
-/** The key whose secret hashes to `hash`, with its user's feed state as `s` (one indexed read). */
-export const keyLookup = (db: Executor, hash: string) =>
+/**
+ * The key whose secret hashes to `hash`, with its user's feed state as `s` (one indexed read);
+ * with `owner`, only if it is that user's (see `routable`).
+ */
+export const keyLookup = (db: Executor, hash: string, owner?: number) =>
   db
     .selectFrom("api_keys as k")
     .innerJoin("feed_states as s", "s.user_id", "k.user_id")
     .select(["k.id", "k.user_id", "k.org_id", "k.secret_hash", "k.revoked_at", "s.version"])
-    .where("k.secret_hash", "=", hash);
+    .where("k.secret_hash", "=", hash)
+    .$if(owner !== undefined, (q) => q.where("s.user_id", "=", owner as number));
 
+const keyOnly = routable((db, owner, hash: string) => keyLookup(db, hash, owner));
+const sessionOnly = routable((db, owner, hash: string) => sessionLookup(db, hash, owner));
 const CREDENTIAL_ONLY: CredentialRead<object> = {
-  key: prepared(keyLookup),
-  session: prepared(sessionLookup),
+  key: (db, hash, owner) => keyOnly(db, owner, hash),
+  session: (db, hash, owner) => sessionOnly(db, owner, hash),
 };
+
+/** Whose a credential is, from its own table (a reference table on Citus: no shard asked). */
+const keyOwner = prepared((db, hash: string) =>
+  db.selectFrom("api_keys").select("user_id").where("secret_hash", "=", hash),
+);
+const sessionOwner = prepared((db, hash: string) =>
+  db.selectFrom("sessions").select("user_id").where("secret_hash", "=", hash),
+);
+
+/**
+ * On a sharded store, the user a credential belongs to (null: no such credential), read first
+ * so the credential read can name its shard; elsewhere undefined, and the one statement does it.
+ */
+async function ownerFor<C>(
+  deps: Deps,
+  lookup: (db: Executor, credential: C) => Promise<{ user_id: number }[]>,
+  credential: C,
+): Promise<number | null | undefined> {
+  if (!(await deps.store.sharded())) return undefined;
+  const [row] = await lookup(deps.store.db, credential);
+  return row ? row.user_id : null;
+}
 
 /**
  * Resolves an `Authorization: Bearer` header to its principal: a `bfs_` token is looked up among
@@ -105,7 +135,9 @@ export async function authenticateWith<X>(
   if (secret?.startsWith("bfs_")) {
     if (!SESSION_PATTERN.test(secret)) throw unauthenticated(INVALID_SESSION);
     const hash = hashSecret(secret);
-    const rows = await read.session(deps.store.db, hash);
+    const owner = await ownerFor(deps, sessionOwner, hash);
+    if (owner === null) throw unauthenticated(INVALID_SESSION);
+    const rows = await read.session(deps.store.db, hash, owner);
     const session = rows[0];
     if (!session || !sameHash(session.secret_hash, hash)) throw unauthenticated(INVALID_SESSION);
     if (session.expires_at <= deps.clock()) throw unauthenticated(EXPIRED_SESSION);
@@ -118,7 +150,9 @@ export async function authenticateWith<X>(
   }
   if (secret === undefined || !KEY_PATTERN.test(secret) || secret.length > 256) throw unauthenticated();
   const hash = hashSecret(secret);
-  const rows = await read.key(deps.store.db, hash);
+  const owner = await ownerFor(deps, keyOwner, hash);
+  if (owner === null) throw unauthenticated();
+  const rows = await read.key(deps.store.db, hash, owner);
   const key = rows[0];
   if (!key || !sameHash(key.secret_hash, hash)) throw unauthenticated();
   if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
@@ -132,23 +166,32 @@ export async function authenticateWith<X>(
  */
 export async function principalOf(deps: Deps, credential: CredentialId): Promise<Principal> {
   if (credential.kind === "session") {
-    const [session] = await sessionById(deps.store.db, credential.sessionId);
+    const owner = await ownerFor(deps, sessionOwnerById, credential.sessionId);
+    const [session] = owner === null ? [] : await sessionById(deps.store.db, owner, credential.sessionId);
     if (!session) throw unauthenticated(INVALID_SESSION);
     if (session.expires_at <= deps.clock()) throw unauthenticated(EXPIRED_SESSION);
     return toPrincipal({ kind: "session", sessionId: session.id }, session.user_id, session.version);
   }
-  const [key] = await keyById(deps.store.db, credential.keyId);
+  const owner = await ownerFor(deps, keyOwnerById, credential.keyId);
+  const [key] = owner === null ? [] : await keyById(deps.store.db, owner, credential.keyId);
   if (!key) throw unauthenticated();
   if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
   return toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
 }
 
-const keyById = prepared((db, id: number) =>
+const keyById = routable((db, owner, id: number) =>
   db
     .selectFrom("api_keys as k")
     .innerJoin("feed_states as s", "s.user_id", "k.user_id")
     .select(["k.id", "k.user_id", "k.org_id", "k.revoked_at", "s.version"])
-    .where("k.id", "=", id),
+    .where("k.id", "=", id)
+    .$if(owner !== undefined, (q) => q.where("s.user_id", "=", owner as number)),
+);
+const keyOwnerById = prepared((db, id: number) =>
+  db.selectFrom("api_keys").select("user_id").where("id", "=", id),
+);
+const sessionOwnerById = prepared((db, id: number) =>
+  db.selectFrom("sessions").select("user_id").where("id", "=", id),
 );
 
 /** The token of `Bearer <token>` (scheme case-insensitive), or undefined. */

@@ -3,10 +3,10 @@ import type { Deps } from "../deps.js";
 import type { FeedFilter, NotificationPage } from "../feed/notifications.js";
 import { toNotification } from "../feed/notifications.js";
 import { effectiveReadAt, type Notifications } from "../feed/read-state.js";
-import { prepared } from "../store/prepared.js";
 import type { Database } from "../store/schema.js";
 import type { Executor } from "../store/store.js";
 import { type CredentialRead, type KeyRow, keyLookup, type SessionRow } from "./authenticate.js";
+import { routable } from "./routable.js";
 import { sessionLookup } from "./sessions.js";
 
 /**
@@ -30,13 +30,17 @@ const counterSum = (eb: WithState, column: "total" | "unread", type?: unknown) =
 };
 
 /** The credential, its feed version and the user's unread count: unread-count and its 304 in one read. */
+const keyUnread = routable((db, owner, hash: string) =>
+  keyLookup(db, hash, owner).select((eb) => counterSum(eb as unknown as WithState, "unread").as("unread")),
+);
+const sessionUnread = routable((db, owner, hash: string) =>
+  sessionLookup(db, hash, owner).select((eb) =>
+    counterSum(eb as unknown as WithState, "unread").as("unread"),
+  ),
+);
 export const withUnreadCount = {
-  key: prepared((db, hash: string) =>
-    keyLookup(db, hash).select((eb) => counterSum(eb as unknown as WithState, "unread").as("unread")),
-  ),
-  session: prepared((db, hash: string) =>
-    sessionLookup(db, hash).select((eb) => counterSum(eb as unknown as WithState, "unread").as("unread")),
-  ),
+  key: (db, hash, owner) => keyUnread(db, owner, hash),
+  session: (db, hash, owner) => sessionUnread(db, owner, hash),
 } as CredentialRead<{ unread: number }>; // a sum with coalesce is never null
 
 /** What each row of a page read carries besides the credential: the counts, and one feed row. */
@@ -63,8 +67,8 @@ type PageArgs = [hash: string, type: string, pageSize: number, offset: number];
  */
 function preparePageRead(byType: boolean, unreadOnly: boolean) {
   const build = (lookup: typeof keyLookup | typeof sessionLookup) =>
-    prepared((db: Executor, ...[hash, type, pageSize, offset]: PageArgs) =>
-      (lookup as typeof keyLookup)(db, hash)
+    routable((db: Executor, owner: number | undefined, ...[hash, type, pageSize, offset]: PageArgs) =>
+      (lookup as typeof keyLookup)(db, hash, owner)
         .select((eb) => {
           const s = eb as unknown as WithState;
           return [
@@ -116,7 +120,7 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
           "p.n_created_at",
         ]),
     );
-  type Read<C> = (db: Executor, ...args: PageArgs) => Promise<(C & PageRow)[]>;
+  type Read<C> = (db: Executor, owner: number | undefined, ...args: PageArgs) => Promise<(C & PageRow)[]>;
   return {
     key: build(keyLookup) as unknown as Read<KeyRow>,
     session: build(sessionLookup) as unknown as Read<SessionRow>,
@@ -142,7 +146,10 @@ export function pageRead(deps: Deps, filter: FeedFilter): CredentialRead<PageRow
   }
   const { key, session } = read;
   const args = [filter.type ?? "", filter.pageSize, (filter.page - 1) * filter.pageSize] as const;
-  return { key: (db, hash) => key(db, hash, ...args), session: (db, hash) => session(db, hash, ...args) };
+  return {
+    key: (db, hash, owner) => key(db, owner, hash, ...args),
+    session: (db, hash, owner) => session(db, owner, hash, ...args),
+  };
 }
 
 /** A page from the rows of a one-statement page read. */

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { type Static, Type } from "typebox";
 import type { Deps } from "../deps.js";
-import { prepared } from "../store/prepared.js";
 import type { Executor } from "../store/store.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { toIso } from "../time.js";
 import { validator } from "../validation.js";
 import { hashSecret } from "./key-secret.js";
+import { routable } from "./routable.js";
 import { lockUserOrThrow } from "./users.js";
 
 /**
@@ -135,18 +135,20 @@ async function sweepExpired(tx: Tx, now: number): Promise<void> {
  * The session whose token hashes to `hash`, with its user's feed state as `s`: the hot
  * authentication read (see `CredentialRead`, which may add to it).
  */
-export const sessionLookup = (db: Executor, hash: string) =>
+export const sessionLookup = (db: Executor, hash: string, owner?: number) =>
   db
     .selectFrom("sessions as t")
     .innerJoin("feed_states as s", "s.user_id", "t.user_id")
     .select(["t.id", "t.user_id", "t.secret_hash", "t.expires_at", "s.version"])
-    .where("t.secret_hash", "=", hash);
+    .where("t.secret_hash", "=", hash)
+    .$if(owner !== undefined, (q) => q.where("s.user_id", "=", owner as number));
 
 /** A session and its user's feed version, by id (stream tickets, live streams re-checking). */
-export const sessionById = prepared((db, id: number) =>
+export const sessionById = routable((db, owner, id: number) =>
   db
     .selectFrom("sessions as t")
     .innerJoin("feed_states as s", "s.user_id", "t.user_id")
     .select(["t.id", "t.user_id", "t.expires_at", "s.version"])
-    .where("t.id", "=", id),
+    .where("t.id", "=", id)
+    .$if(owner !== undefined, (q) => q.where("s.user_id", "=", owner as number)),
 );

@@ -1,6 +1,7 @@
 import type { Overrides } from "../catalog/catalog.js";
 import type { Deps } from "../deps.js";
 import { ApiError, conflict, invalidRequest, notFound } from "../errors.js";
+import { claimEventKeys, fingerprintsOf } from "../events/event-keys.js";
 import { EVENT_COLUMNS, type EventInput, eventRow, type RecordedEvent } from "../events/event-row.js";
 import { fanOut } from "../events/fan-out.js";
 import { memberDirectory } from "../identity/memberships.js";
@@ -20,13 +21,12 @@ import {
 } from "./ingest-request.js";
 
 const MAX_FUTURE_SECONDS = 24 * 60 * 60;
-/** Rows per multi-row statement, far below both backends' bound-parameter limits. */
-const CHUNK = 500;
 
 /** An ingest request that passed validation: the event to record and its content fingerprint. */
 interface ValidIngest {
   id: string;
-  event: EventInput & { idempotencyKey: string; fingerprint: string; userId: number };
+  fingerprint: string;
+  event: EventInput & { idempotencyKey: string; userId: number };
 }
 
 /** Validates one request body (400s) and turns it into the event to record. */
@@ -47,6 +47,7 @@ function parseIngest(body: unknown, now: number): ValidIngest {
   });
   return {
     id: req.id,
+    fingerprint: content,
     event: {
       type: req.type,
       data: req.data as EventInput["data"],
@@ -54,13 +55,18 @@ function parseIngest(body: unknown, now: number): ValidIngest {
       occurredAt,
       createdAt: now,
       idempotencyKey: req.id,
-      fingerprint: content,
       overrides: Object.keys(overrides).length > 0 ? overrides : null,
     },
   };
 }
 
 type Outcome = IngestResult | ApiError;
+
+/** The first item of each producer id, in order (a batch may repeat an id). */
+function firstOfEach(items: ValidIngest[]): ValidIngest[] {
+  const seen = new Set<string>();
+  return items.filter((p) => !seen.has(p.id) && seen.add(p.id));
+}
 
 /**
  * Records validated events in the caller's transaction, in order: for each, the user must exist
@@ -72,28 +78,22 @@ async function recordIngested(tx: Tx, items: ValidIngest[]): Promise<Outcome[]> 
   const userIds = [...new Set(items.map((p) => p.event.userId))];
   const users = await existingUserIds(trx, userIds);
   const known = items.filter((p) => users.has(p.event.userId));
-  // Every new id is inserted; an id already taken (or repeated in this batch) is skipped. With
-  // concurrent requests for one id, PostgreSQL makes the later ones wait here for the first to
-  // commit, then skip; SQLite runs write transactions one at a time.
+  const newIds = await claimEventKeys(
+    tx,
+    known.map((p) => ({ idempotency_key: p.id, fingerprint: p.fingerprint })),
+  );
   const inserted = new Map<string, number>();
   const rows = await insertMany<ReturnType<typeof eventRow>, { id: number; idempotency_key: string }>(tx, {
     table: "events",
     columns: EVENT_COLUMNS,
-    rows: known.map((p) => eventRow(p.event)),
-    skipConflictsOn: "idempotency_key",
+    rows: firstOfEach(known.filter((p) => newIds.has(p.id))).map((p) => eventRow(p.event)),
     returning: ["id", "idempotency_key"],
   });
   for (const r of rows) inserted.set(r.idempotency_key, Number(r.id));
-  const taken = known.filter((p) => !inserted.has(p.id)).map((p) => p.id);
-  const fingerprints = new Map<string, string | null>();
-  for (let i = 0; i < taken.length; i += CHUNK) {
-    const rows = await trx
-      .selectFrom("events")
-      .select(["idempotency_key", "fingerprint"])
-      .where("idempotency_key", "in", taken.slice(i, i + CHUNK))
-      .execute();
-    for (const r of rows) fingerprints.set(r.idempotency_key ?? "", r.fingerprint);
-  }
+  const fingerprints = await fingerprintsOf(
+    trx,
+    known.filter((p) => !newIds.has(p.id)).map((p) => p.id),
+  );
   const outcomes: Outcome[] = [];
   const recorded: RecordedEvent[] = [];
   const fresh: number[] = [];
@@ -103,13 +103,13 @@ async function recordIngested(tx: Tx, items: ValidIngest[]): Promise<Outcome[]> 
       outcomes.push(notFound(`No user with id ${p.event.userId}.`));
     } else if (eventId !== undefined) {
       inserted.delete(p.id); // a repeat of this id later in the batch compares with this one
-      fingerprints.set(p.id, p.event.fingerprint);
+      fingerprints.set(p.id, p.fingerprint);
       recorded.push({ id: eventId, input: p.event });
       fresh.push(outcomes.length);
       outcomes.push({ id: p.id, duplicate: false, notifications: 0 });
     } else {
       outcomes.push(
-        fingerprints.get(p.id) === p.event.fingerprint
+        fingerprints.get(p.id) === p.fingerprint
           ? { id: p.id, duplicate: true, notifications: 0 }
           : conflict(`Event id "${p.id}" was already used for an event with different content.`),
       );

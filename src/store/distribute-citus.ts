@@ -19,13 +19,21 @@ export const USER_TABLES = [
   "webhook_delivery_counters",
 ] as const;
 
-/** Tables sharded by a key of their own (not co-located with users): the stream tickets, by hash. */
-export const KEYED_TABLES = { stream_tickets: "secret_hash" } as const;
+/**
+ * Tables sharded by a key of their own, not co-located with users: events by id (an event may
+ * reach many users), producers' event ids by the id itself (so each stays unique across the
+ * cluster), stream tickets by their hash.
+ */
+export const KEYED_TABLES = {
+  events: "id",
+  event_keys: "idempotency_key",
+  stream_tickets: "secret_hash",
+} as const;
 
 /**
  * Distributes the schema when the database has the citus extension (else does nothing): the
- * reference tables, the per-user tables co-located by `user_id`, the tickets by their hash.
- * `events` stays on the coordinator (producers' ids are unique there, exactly). Idempotent:
+ * reference tables, the per-user tables co-located by `user_id`, the others by their own key.
+ * Nothing busy stays on the coordinator. Idempotent:
  * tables already distributed are left alone, so every start may call it.
  *
  * Citus checks foreign keys as tables change hands, so the ones between Belfry's tables are

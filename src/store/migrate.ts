@@ -9,6 +9,7 @@ import * as ticketGenerations from "./migrations/0006-stream-ticket-generations.
 import * as retention from "./migrations/0007-retention.js";
 import * as citusReady from "./migrations/0008-citus-ready.js";
 import * as endpointClaims from "./migrations/0009-endpoint-claims.js";
+import * as eventKeys from "./migrations/0010-event-keys.js";
 import type { Store } from "./store.js";
 
 const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["dialect"]): Promise<void> }> = {
@@ -21,6 +22,7 @@ const migrations: Record<string, { up(db: Kysely<unknown>, dialect: Store["diale
   "0007-retention": retention,
   "0008-citus-ready": citusReady,
   "0009-endpoint-claims": endpointClaims,
+  "0010-event-keys": eventKeys,
 };
 
 /**

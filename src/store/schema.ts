@@ -10,6 +10,7 @@ export interface Database {
   memberships: MembershipsTable;
   api_keys: ApiKeysTable;
   events: EventsTable;
+  event_keys: EventKeysTable;
   notifications: NotificationsTable;
   feed_states: FeedStatesTable;
   feed_counters: FeedCountersTable;
@@ -62,10 +63,8 @@ export interface EventsTable {
   id: Generated<number>;
   /** `evt_…`, opaque: the `id` of webhook payloads and the `webhook-id` header. */
   public_id: string;
-  /** The producer's `id` for ingested events (unique); null for events Belfry raises itself. */
+  /** The producer's `id` for ingested events (unique in `event_keys`); null for events Belfry raises itself. */
   idempotency_key: string | null;
-  /** SHA-256 of the ingest request's content, to tell a retry from a conflicting reuse. */
-  fingerprint: string | null;
   type: string;
   /** The user the event is about, when there is one. */
   user_id: number | null;
@@ -77,6 +76,13 @@ export interface EventsTable {
   overrides: string | null;
   occurred_at: number;
   created_at: number;
+}
+
+/** Producers' event ids, each taken once: by the first event posted with it. */
+export interface EventKeysTable {
+  idempotency_key: string;
+  /** SHA-256 of the ingest request's content, to tell a retry from a conflicting reuse. */
+  fingerprint: string;
 }
 
 export interface NotificationsTable {

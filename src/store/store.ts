@@ -24,6 +24,11 @@ export interface Store {
    * statement pays; on the embedded store a statement is a call into the process.
    */
   readonly roundTrips: boolean;
+  /**
+   * Whether the database spreads tables over several nodes (PostgreSQL with the citus
+   * extension), where a statement that locks rows must stay on one shard. Asked once.
+   */
+  sharded(): Promise<boolean>;
   /** Where the data lives, without credentials (for the start-up line and logs). */
   readonly location: string;
   /**
@@ -109,6 +114,7 @@ function openSqlite(path: string, options: StoreOptions): Store {
     },
     dialect: "sqlite",
     roundTrips: false,
+    sharded: async () => false,
     location: memory ? "sqlite::memory:" : `sqlite:${resolve(path)}`,
     // Reads can go on while another process holds the write lock or the file refuses writes, so
     // readiness is a real commit: the header's user_version (which Belfry does not use) rewritten
@@ -142,11 +148,25 @@ function openPostgres(url: string, options: StoreOptions): Store {
     }),
   );
   const u = new URL(url);
+  let sharded: Promise<boolean> | undefined;
   return {
     db,
     bus,
     dialect: "postgres",
     roundTrips: true,
+    sharded: () => {
+      if (!sharded) {
+        const asked = sql<{ n: number }>`select count(*)::int as n from pg_extension where extname = 'citus'`
+          .execute(db)
+          .then(({ rows }) => (rows[0]?.n ?? 0) > 0);
+        // A failed look (the store was away) is asked again next time.
+        asked.catch(() => {
+          sharded = undefined;
+        });
+        sharded = asked;
+      }
+      return sharded;
+    },
     location: `postgres://${u.host}${u.pathname}`,
     poolStats: () => pool.stats(),
     // After a failover the address may lead to a demoted primary: it answers, but refuses writes.

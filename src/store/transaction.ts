@@ -8,6 +8,8 @@ export interface Tx {
   readonly trx: Transaction<Database>;
   readonly dialect: Dialect;
   readonly changes: Changes;
+  /** The store spreads tables over nodes (see `Store.sharded`): row locks go shard by shard. */
+  readonly sharded: boolean;
   /** The embedded store's connection, which this transaction holds (see `Store.sqlite`). */
   readonly sqlite?: Store["sqlite"];
 }
@@ -19,9 +21,10 @@ export interface Tx {
  */
 export async function transact<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const changes = emptyChanges();
+  const sharded = await store.sharded();
   const result = await store.db
     .transaction()
-    .execute((trx) => fn({ trx, dialect: store.dialect, changes, sqlite: store.sqlite }));
+    .execute((trx) => fn({ trx, dialect: store.dialect, changes, sharded, sqlite: store.sqlite }));
   if (hasChanges(changes)) await store.bus.publish(changes);
   return result;
 }

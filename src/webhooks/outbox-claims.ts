@@ -1,5 +1,5 @@
 import { anyOf } from "../store/any-of.js";
-import { amongIds, forUpdate, lockEach } from "../store/for-update.js";
+import { amongIds, forUpdate } from "../store/for-update.js";
 import { bulkColumns, insertMany } from "../store/insert-many.js";
 import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import type { DeliveryStatus, ErrorClass, EventRow, WebhookAttemptsTable } from "../store/schema.js";
@@ -7,7 +7,13 @@ import type { Executor, Store } from "../store/store.js";
 import { type Tx, transact } from "../store/transaction.js";
 import { updateMany } from "../store/update-many.js";
 import { markEndpointFailing, markEndpointHealthy } from "./endpoint-health.js";
-import { adjustDeliveryCounts, type CountDelta, type EndpointRef, holdDeliveries } from "./outbox.js";
+import {
+  adjustDeliveryCounts,
+  type CountDelta,
+  type EndpointRef,
+  holdDeliveries,
+  lockEndpoints,
+} from "./outbox.js";
 
 /**
  * The worker's side of the outbox: claiming due deliveries under a lease, reading what to send,
@@ -338,25 +344,7 @@ export async function recordOutcomes(
   const refs = new Map<number, EndpointRef>();
   for (const { claimed } of outcomes)
     refs.set(claimed.endpointId, { userId: claimed.userId, endpointId: claimed.endpointId });
-  const sorted = [...refs.values()].sort((a, b) => a.endpointId - b.endpointId);
-  const locked = await lockEach(tx, sorted, (some) =>
-    tx.trx
-      .selectFrom("webhook_endpoints")
-      .select(["id", "failing_since", "disabled_at", "deleted_at"])
-      .where((eb) =>
-        // One endpoint (PostgreSQL locks them one by one): by its key, one shard on Citus.
-        some.length === 1 && some[0]
-          ? eb.and([eb("user_id", "=", some[0].userId), eb("id", "=", some[0].endpointId)])
-          : eb.and([
-              anyOf(tx.dialect, "user_id", [...new Set(some.map((r) => r.userId))]),
-              anyOf(
-                tx.dialect,
-                "id",
-                some.map((r) => r.endpointId),
-              ),
-            ]),
-      ),
-  );
+  const locked = await lockEndpoints(tx, [...refs.values()]);
   const endpoints = new Map<number, EndpointState>();
   for (const row of locked) {
     const ref = refs.get(row.id);

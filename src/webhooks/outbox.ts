@@ -1,5 +1,6 @@
 import type { EventType } from "../catalog/catalog.js";
-import { forUpdate } from "../store/for-update.js";
+import { anyOf } from "../store/any-of.js";
+import { lockEach } from "../store/for-update.js";
 import { bulkColumns, insertMany } from "../store/insert-many.js";
 import { CLAIM_BUCKETS } from "../store/migrations/0008-citus-ready.js";
 import type { DeliveryStatus } from "../store/schema.js";
@@ -231,6 +232,33 @@ export const releaseHeldDeliveries = (tx: Tx, endpoint: EndpointRef, now: number
 export const cancelDeliveries = (tx: Tx, endpoint: EndpointRef, now: number) =>
   moveDeliveries(tx, endpoint, ["pending", "failed", "held"], "cancelled", now);
 
+/**
+ * Locks endpoints until the transaction ends, in ascending id order — the order every writer of
+ * several endpoints follows — one statement each on PostgreSQL (each a single shard on Citus).
+ * Returns what the worker's outcomes need of each.
+ */
+export function lockEndpoints(tx: Tx, refs: readonly EndpointRef[]) {
+  const sorted = [...refs].sort((a, b) => a.endpointId - b.endpointId);
+  return lockEach(tx, sorted, (some) =>
+    tx.trx
+      .selectFrom("webhook_endpoints")
+      .select(["id", "failing_since", "disabled_at", "deleted_at"])
+      .where((eb) =>
+        // One endpoint (PostgreSQL locks them one by one): by its key, one shard on Citus.
+        some.length === 1 && some[0]
+          ? eb.and([eb("user_id", "=", some[0].userId), eb("id", "=", some[0].endpointId)])
+          : eb.and([
+              anyOf(tx.dialect, "user_id", [...new Set(some.map((r) => r.userId))]),
+              anyOf(
+                tx.dialect,
+                "id",
+                some.map((r) => r.endpointId),
+              ),
+            ]),
+      ),
+  );
+}
+
 /** Statuses a delivery never leaves by itself: only these are pruned. */
 const FINISHED: DeliveryStatus[] = ["succeeded", "exhausted", "cancelled"];
 
@@ -260,16 +288,11 @@ export async function pruneDeliveries(
     .execute();
   if (candidates.length === 0) return { deliveries: 0, attempts: 0 };
   const users = [...new Set(candidates.map((c) => c.user_id))];
-  const endpoints = [...new Set(candidates.map((c) => c.endpoint_id))].sort((a, b) => a - b);
-  await forUpdate(
-    tx,
-    tx.trx
-      .selectFrom("webhook_endpoints")
-      .select("id")
-      .where("user_id", "in", users)
-      .where("id", "in", endpoints)
-      .orderBy("id"),
-  ).execute();
+  await lockEndpoints(tx, [
+    ...new Map(
+      candidates.map((c) => [c.endpoint_id, { userId: c.user_id, endpointId: c.endpoint_id }]),
+    ).values(),
+  ]);
   // Under the endpoint locks nothing moves these deliveries: what this reads is what goes.
   const gone = await tx.trx
     .selectFrom("webhook_deliveries")

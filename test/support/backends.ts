@@ -4,7 +4,7 @@ import { join } from "node:path";
 import pg from "pg";
 import { migrate } from "../../src/store/migrate.js";
 import { openStore, type Store, type StoreOptions } from "../../src/store/store.js";
-import { createPgDatabase } from "./pg-database.js";
+import { citusWorkers, createPgDatabase } from "./pg-database.js";
 import { sqlCaptureLog } from "./sql-capture.js";
 
 /**
@@ -33,6 +33,9 @@ if (!pgUp) {
     throw new Error(`PostgreSQL does not answer at ${PG_ADMIN_URL}; CI requires it.`);
   console.warn(`PostgreSQL does not answer at ${PG_ADMIN_URL}: the PostgreSQL suites are skipped.`);
 }
+
+/** BELFRY_TEST_PG is a Citus coordinator with workers: each test database is a cluster of its own. */
+export const PG_IS_CITUS = pgUp && (await citusWorkers(PG_ADMIN_URL)).length > 0;
 
 export type BackendName = "sqlite" | "postgres";
 export const BACKENDS: BackendName[] = pgUp ? ["sqlite", "postgres"] : ["sqlite"];
