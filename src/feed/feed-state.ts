@@ -89,8 +89,9 @@ export async function bumpFeedVersion(
 export async function bumpFeedVersions(tx: Tx, newestIds: ReadonlyMap<number, number>): Promise<void> {
   if (newestIds.size === 0) return;
   const changed = [...newestIds.entries()];
-  const newest = sql<number>`case user_id ${sql.join(
-    changed.map(([userId, id]) => sql`when ${userId} then cast(${id} as bigint)`),
+  // A searched CASE: Citus mis-deparses the simple form (`case user_id when $1`) with parameters.
+  const newest = sql<number>`case ${sql.join(
+    changed.map(([userId, id]) => sql`when user_id = ${userId} then cast(${id} as bigint)`),
     sql` `,
   )} end`;
   await tx.trx
