@@ -35,6 +35,7 @@ describe.each(BACKENDS)("admin orgs and members API on %s", (backend) => {
       .selectAll()
       .where("type", "=", type)
       .where("org_id", "=", orgId)
+      .orderBy("id")
       .execute();
   const owners = async (orgId: number) =>
     (

@@ -39,7 +39,7 @@ export async function markRead(
   const find = () =>
     store.db
       .selectFrom("notifications")
-      .select((eb) => ["type", effectiveReadAt(eb)])
+      .select((eb) => ["type", effectiveReadAt(eb, undefined, userId)])
       .where("id", "=", id)
       .where("user_id", "=", userId)
       .executeTakeFirst();

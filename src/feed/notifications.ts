@@ -164,7 +164,7 @@ function preparePage(byType: boolean, read: boolean | undefined, marked: boolean
           "title",
           "body",
           "link",
-          marked ? effectiveReadAt(eb, readThroughId) : "read_at",
+          marked ? effectiveReadAt(eb, readThroughId, userId) : "read_at",
           "created_at",
         ])
         .where("user_id", "=", userId);
@@ -188,7 +188,15 @@ export async function listRowsAfter(
 ): Promise<Notification[]> {
   const rows = await db
     .selectFrom("notifications")
-    .select((eb) => ["id", "type", "title", "body", "link", effectiveReadAt(eb), "created_at"])
+    .select((eb) => [
+      "id",
+      "type",
+      "title",
+      "body",
+      "link",
+      effectiveReadAt(eb, undefined, userId),
+      "created_at",
+    ])
     .where("user_id", "=", userId)
     .where("id", ">", afterId)
     .where("id", "<=", throughId)

@@ -11,13 +11,20 @@ export type Notifications = ExpressionBuilder<Database, "notifications">;
 /**
  * A row's read time: its own `read_at`, else the time of the first mark-all-read that covers it
  * (one primary-key probe per returned row at or below `readThroughId`, when that is given: a
- * number, or the column it is read from in the same statement), else null.
+ * number, or the column it is read from in the same statement), else null. `owner`, the rows'
+ * user when the query knows it, names the user in the probe too, so that on Citus the whole
+ * statement plans for that user's shard alone.
  */
-export function effectiveReadAt(eb: Notifications, readThroughId?: number | Expression<number>) {
+export function effectiveReadAt(
+  eb: Notifications,
+  readThroughId?: number | Expression<number>,
+  owner?: number,
+) {
   const mark = eb
     .selectFrom("feed_read_marks as m")
     .select("m.at")
     .whereRef("m.user_id", "=", "notifications.user_id")
+    .$if(owner !== undefined, (q) => q.where("m.user_id", "=", owner as number))
     .whereRef("m.max_id", ">=", "notifications.id")
     .orderBy("m.max_id")
     .limit(1);

@@ -19,23 +19,30 @@ import { sessionLookup } from "./sessions.js";
 
 type WithState = ExpressionBuilder<Database & { s: Database["feed_states"] }, "s">;
 
-/** The sum of one counter column over the user's counter rows (one per feed type, or one type). */
-const counterSum = (eb: WithState, column: "total" | "unread", type?: unknown) => {
+/**
+ * The sum of one counter column over the user's counter rows (one per feed type, or one type).
+ * With `owner` (see `routable`) each per-user table the statement reads names the user itself, so
+ * Citus plans the statement for that user's shard alone.
+ */
+const counterSum = (eb: WithState, column: "total" | "unread", type?: unknown, owner?: number) => {
   let q = eb
     .selectFrom("feed_counters as c")
     .select(sql<number>`cast(coalesce(sum(${sql.ref(`c.${column}`)}), 0) as integer)`.as("n"))
     .whereRef("c.user_id", "=", "s.user_id");
+  if (owner !== undefined) q = q.where("c.user_id", "=", owner);
   if (type !== undefined) q = q.where("c.type", "=", type as string);
   return q;
 };
 
 /** The credential, its feed version and the user's unread count: unread-count and its 304 in one read. */
 const keyUnread = routable((db, owner, hash: string) =>
-  keyLookup(db, hash, owner).select((eb) => counterSum(eb as unknown as WithState, "unread").as("unread")),
+  keyLookup(db, hash, owner).select((eb) =>
+    counterSum(eb as unknown as WithState, "unread", undefined, owner).as("unread"),
+  ),
 );
 const sessionUnread = routable((db, owner, hash: string) =>
   sessionLookup(db, hash, owner).select((eb) =>
-    counterSum(eb as unknown as WithState, "unread").as("unread"),
+    counterSum(eb as unknown as WithState, "unread", undefined, owner).as("unread"),
   ),
 );
 export const withUnreadCount = {
@@ -73,8 +80,8 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
           const s = eb as unknown as WithState;
           return [
             "s.read_through_id",
-            counterSum(s, "total", byType ? type : undefined).as("total"),
-            counterSum(s, "unread", byType ? type : undefined).as("unread"),
+            counterSum(s, "total", byType ? type : undefined, owner).as("total"),
+            counterSum(s, "unread", byType ? type : undefined, owner).as("unread"),
           ];
         })
         .leftJoinLateral(
@@ -83,6 +90,7 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
               eb as unknown as WithState,
               unreadOnly ? "unread" : "total",
               byType ? type : undefined,
+              owner,
             )}) - cast(${offset} as bigint))`;
             let q = eb
               .selectFrom("notifications")
@@ -92,10 +100,11 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
                 "notifications.title as n_title",
                 "notifications.body as n_body",
                 "notifications.link as n_link",
-                effectiveReadAt(nb as unknown as Notifications, nb.ref("s.read_through_id")),
+                effectiveReadAt(nb as unknown as Notifications, nb.ref("s.read_through_id"), owner),
                 "notifications.created_at as n_created_at",
               ])
-              .whereRef("notifications.user_id", "=", "s.user_id");
+              .whereRef("notifications.user_id", "=", "s.user_id")
+              .$if(owner !== undefined, (q) => q.where("notifications.user_id", "=", owner as number));
             if (byType) q = q.where("notifications.type", "=", type);
             if (unreadOnly)
               q = q

@@ -32,7 +32,8 @@ export const SPANNING: { reason: string; match: RegExp }[] = [
   },
   {
     reason: "tests find the events a request raised by type and user or org, to assert on them",
-    match: /^select (\*|"id"|"data") from "events" where "type" = \$1 and "(user|org)_id" = \$2$/,
+    match:
+      /^select (\*|"id"|"data") from "events" where "type" = \$1 and "(user|org)_id" = \$2( order by "id")?$/,
   },
   {
     reason: "the operator's queue depth counts every user's due deliveries (metrics)",
