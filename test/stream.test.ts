@@ -480,7 +480,7 @@ describe.each(BACKENDS)("live stream upkeep on %s", (backend) => {
       expect(await stillPending(normal.ended, 100)).toBe(true);
       await live.h.pay(u.id, `after-${u.id}`);
       await receive(normal, sent + 1);
-    });
+    }, 120_000); // filling the buffer takes hundreds of rows: slow on a cluster under load
 
     it("lets go of the cut-off client's connection within a second", async () => {
       const { slow } = await overflow();
@@ -488,7 +488,7 @@ describe.each(BACKENDS)("live stream upkeep on %s", (backend) => {
       while (!slow.socket.destroyed && Date.now() < deadline) await sleep(50);
       expect(slow.socket.destroyed, "the server-side socket is closed").toBe(true);
       expect(await connections(), "open connections: the reading client's only").toBe(1);
-    });
+    }, 120_000); // filling the buffer takes hundreds of rows: slow on a cluster under load
   });
 
   describe("shutdown", () => {

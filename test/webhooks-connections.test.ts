@@ -54,14 +54,15 @@ describe.each(BACKENDS)("webhook connections and batches on %s", (backend) => {
   const rig = rigsFor(backend);
 
   it("sends one endpoint's attempts over one kept connection, and closes it once idle", async () => {
-    const { h, receiver } = await rig({ keepAliveMs: 500 });
+    // Long enough that each next delivery comes before it runs out, on a slow cluster too.
+    const { h, receiver } = await rig({ keepAliveMs: 2000 });
     const u = await h.userWithKey();
     const ep = await addEndpoint(h, u, receiver.url);
     for (let i = 1; i <= 5; i++) await payAndWait(h, u, ep.id, `kept-${i}`, i);
     expect(receiver.received).toHaveLength(5);
     expect(receiver.connections).toBe(1);
     // Idle past the keep-alive time, the worker closes it (the receiver would keep it 5 s).
-    await waitFor(() => receiver.closedConnections === 1, 5000, "the idle connection to close");
+    await waitFor(() => receiver.closedConnections === 1, 8000, "the idle connection to close");
     await payAndWait(h, u, ep.id, "after-idle", 6);
     expect(receiver.connections).toBe(2);
   });

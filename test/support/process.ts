@@ -71,7 +71,9 @@ export async function spawnServer(env: Record<string, string>, port?: number): P
       return exited;
     },
   };
-  for (let i = 0; i < 200 && !done; i++) {
+  // Start-up migrates the store first (on a fresh Citus database, distributing it takes seconds).
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !done) {
     try {
       if ((await fetch(`${url}/healthz`)).status === 200) return server;
     } catch {}
