@@ -100,13 +100,18 @@ export interface Started {
   stop(): void;
 }
 
+/** The node flag `npm start` runs Belfry with (package.json). */
+const START_FLAGS = "--max-semi-space-size=8";
+
 /** Starts `belfry serve` on a free port and waits for /healthz. `nodeFlags` go to node itself. */
 export async function startBelfry(
   env: NodeJS.ProcessEnv,
   options: { extraEnv?: Record<string, string>; nodeFlags?: string[] } = {},
 ): Promise<Started> {
   const port = 20000 + Math.floor(Math.random() * 10000);
-  const proc = spawn(process.execPath, [...(options.nodeFlags ?? []), CLI, "serve"], {
+  // As `npm start` runs it (a young generation capped at 8 MB per semi-space).
+  const flags = [START_FLAGS, ...(options.nodeFlags ?? [])];
+  const proc = spawn(process.execPath, [...flags, CLI, "serve"], {
     env: { ...env, PORT: String(port), ...options.extraEnv },
     stdio: ["ignore", "ignore", "inherit"],
   });
