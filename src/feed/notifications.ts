@@ -152,21 +152,16 @@ function pageQuery({
   return query;
 }
 
+/** A feed row's columns as the API shows it, `readAt` giving its read time. */
+const rowColumns = <R>(readAt: R) => ["id", "type", "title", "body", "link", readAt, "created_at"] as const;
+
 function preparePage(byType: boolean, read: boolean | undefined, marked: boolean) {
   return prepared(
     (db, userId: number, type: string, readThroughId: number, limit: number, offset: number) => {
       // Until a user's first mark-all-read a row's own `read_at` is the whole story.
       let query = db
         .selectFrom("notifications")
-        .select((eb) => [
-          "id",
-          "type",
-          "title",
-          "body",
-          "link",
-          marked ? effectiveReadAt(eb, readThroughId, userId) : "read_at",
-          "created_at",
-        ])
+        .select((eb) => rowColumns(marked ? effectiveReadAt(eb, readThroughId, userId) : "read_at"))
         .where("user_id", "=", userId);
       if (byType) query = query.where("type", "=", type);
       if (read !== undefined) query = whereRead(query, read, readThroughId, marked);
@@ -188,15 +183,7 @@ export async function listRowsAfter(
 ): Promise<Notification[]> {
   const rows = await db
     .selectFrom("notifications")
-    .select((eb) => [
-      "id",
-      "type",
-      "title",
-      "body",
-      "link",
-      effectiveReadAt(eb, undefined, userId),
-      "created_at",
-    ])
+    .select((eb) => rowColumns(effectiveReadAt(eb, undefined, userId)))
     .where("user_id", "=", userId)
     .where("id", ">", afterId)
     .where("id", "<=", throughId)
