@@ -145,7 +145,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
     small.endedSessions.add(7);
     small.tickets.set("cafe".repeat(16), 3);
     small.deliveries = true;
-    await b.publish(small);
+    b.publish(small);
     await until(() => a.changes().length === 1, "b's change on a");
     expect(a.changes()[0]).toEqual(small);
   });
@@ -157,7 +157,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
     recorder(b);
     await until(() => a.resyncs() === 1, "a connected");
     const big = bigChange(5000);
-    await b.publish(big);
+    b.publish(big);
     const whole = () => {
       const m = a.merged();
       const reads = m.reads.get(2);
@@ -182,7 +182,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
       await until(() => mine.resyncs() === 1, "connected");
       const change = emptyChanges();
       change.feeds.add(5);
-      await a.publish(change);
+      a.publish(change);
       // Heard before publish() even returned: local subscribers never wait for NATS.
       expect(mine.changes()).toEqual([change]);
       await until(() => onWire.length === 1, "the message on the wire");
@@ -201,7 +201,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
     const cli = natsBus(NATS_URL, { subject: s });
     const change = emptyChanges();
     change.revokedKeys.add(77);
-    await cli.publish(change);
+    cli.publish(change);
     await cli.close();
     await until(() => a.changes().length === 1, "the change on a");
     expect(a.changes()[0]?.revokedKeys).toEqual(new Set([77]));
@@ -225,7 +225,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
       await sleep(300);
       const meanwhile = emptyChanges();
       meanwhile.feeds.add(11);
-      await expect(bBus.publish(meanwhile)).resolves.toBeUndefined();
+      expect(() => bBus.publish(meanwhile)).not.toThrow();
       expect(b.changes()).toEqual([meanwhile]);
       await nats.start();
       // What b published while it was away may reach a before a subscribes again: a's resync is
@@ -233,7 +233,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
       await until(() => a.resyncs() === 2 && b.resyncs() === 2, "a resync after reconnecting", 10_000);
       const after = emptyChanges();
       after.feeds.add(12);
-      await bBus.publish(after);
+      bBus.publish(after);
       await until(() => a.changes().some((c) => c.feeds.has(12)), "a change after the reconnection");
     });
 
@@ -255,7 +255,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
         );
         const meanwhile = emptyChanges();
         meanwhile.revokedKeys.add(5);
-        await cut.publish(meanwhile);
+        cut.publish(meanwhile);
         await sleep(200);
         expect(a.changes()).toEqual([]);
         proxy.thaw();
@@ -274,7 +274,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
         const heard = recorder(early);
         const change = emptyChanges();
         change.endedSessions.add(3);
-        await early.publish(change);
+        early.publish(change);
         expect(heard.changes()).toEqual([change]);
         await sleep(1200); // several connection attempts, each refused
         expect(heard.resyncs()).toBe(0);
@@ -295,7 +295,7 @@ describe.runIf(NATS_UP)("the NATS change bus", () => {
         recorder(lonely);
         const change = emptyChanges();
         change.feeds.add(1);
-        await expect(lonely.publish(change)).resolves.toBeUndefined();
+        expect(() => lonely.publish(change)).not.toThrow();
         await expect(lonely.close()).resolves.toBeUndefined();
         expect(troubles).toContain(
           "change bus closed before NATS took its changes; other processes catch up at their next heartbeat",
@@ -325,11 +325,11 @@ describe.runIf(NATS_UP)("the NATS change bus with credentials", () => {
       await until(() => heard.resyncs() === 1 && theirs.resyncs() === 1, "connected with credentials");
       const change = emptyChanges();
       change.feeds.add(8);
-      await other.publish(change);
+      other.publish(change);
       await until(() => heard.changes().length === 1, "the change, over an authenticated connection");
       await until(() => troubles.length > 0, "the refusal logged");
       expect(troubles[0]).toBe("change bus cannot connect to NATS; retrying");
-      await expect(refused.publish(change)).resolves.toBeUndefined();
+      expect(() => refused.publish(change)).not.toThrow();
       expect(refusedHeard.resyncs()).toBe(0);
     } finally {
       await Promise.all([good.close(), other.close(), refused.close()]);

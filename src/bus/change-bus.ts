@@ -33,8 +33,12 @@ export interface Changes {
 export type BusMessage = { changes: Changes } | { resync: true };
 
 export interface ChangeBus {
-  /** Announces a committed change to every subscriber, here and (where supported) elsewhere. */
-  publish(changes: Changes): Promise<void>;
+  /**
+   * Announces a committed change to every subscriber: this process's at once, other processes'
+   * in the background (the caller does not wait for the round trip; `close` does). Never throws:
+   * a change that cannot be sent is logged, and other processes catch up at their next resync.
+   */
+  publish(changes: Changes): void;
   /** Calls `listener` for every change; returns the unsubscribe. */
   subscribe(listener: (message: BusMessage) => void): () => void;
   close(): Promise<void>;

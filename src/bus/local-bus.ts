@@ -22,7 +22,7 @@ export class LocalListeners {
 export function localBus(): ChangeBus {
   const listeners = new LocalListeners();
   return {
-    publish: async (changes) => listeners.emit({ changes }),
+    publish: (changes) => listeners.emit({ changes }),
     subscribe: (listener) => listeners.add(listener),
     close: async () => {},
   };

@@ -245,7 +245,7 @@ export function natsBus(
   };
 
   return {
-    async publish(changes) {
+    publish(changes) {
       listeners.emit({ changes });
       if (closed) return;
       start();

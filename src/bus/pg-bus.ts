@@ -109,17 +109,25 @@ export function pgBus(
     }
   };
 
-  return {
-    async publish(changes) {
-      listeners.emit({ changes });
-      for (const payload of encodeChanges(changes, origin)) {
-        try {
-          await notifier.query("select pg_notify($1, $2)", [CHANNEL, payload]);
-        } catch (error) {
-          // The change is committed; other instances catch up at their next resync or heartbeat.
-          log("change bus NOTIFY failed", error);
-        }
+  /** NOTIFYs on their way, which close() lets finish. */
+  const sending = new Set<Promise<void>>();
+  const notify = async (payloads: string[]) => {
+    for (const payload of payloads) {
+      try {
+        await notifier.query("select pg_notify($1, $2)", [CHANNEL, payload]);
+      } catch (error) {
+        // The change is committed; other instances catch up at their next resync or heartbeat.
+        log("change bus NOTIFY failed", error);
       }
+    }
+  };
+
+  return {
+    publish(changes) {
+      listeners.emit({ changes });
+      const sent = notify(encodeChanges(changes, origin));
+      sending.add(sent);
+      void sent.finally(() => sending.delete(sent));
     },
     subscribe(listener) {
       const unsubscribe = listeners.add(listener);
@@ -131,6 +139,7 @@ export function pgBus(
     },
     async close() {
       closed = true;
+      await Promise.all(sending);
       await current?.end().catch(() => {});
     },
   };

@@ -106,6 +106,16 @@ export async function bumpFeedVersions(tx: Tx, newestIds: ReadonlyMap<number, nu
   for (const [userId] of changed) tx.changes.feeds.add(userId);
 }
 
+/**
+ * {@link bumpFeedVersions} as a part of a larger PostgreSQL statement: `newRows` names an
+ * earlier part of the same `WITH` that returned the new rows' `id` and `user_id`. The caller
+ * records the users in `tx.changes.feeds`.
+ */
+export const bumpFeedVersionsFrom = (newRows: string) =>
+  sql`update "feed_states" as "s" set "version" = "s"."version" + 1, "last_id" = "m"."newest"
+    from (select "user_id", max("id") as "newest" from ${sql.table(newRows)} group by "user_id") as "m"
+    where "s"."user_id" = "m"."user_id"`;
+
 /** The types the user has muted. */
 export async function readMutedTypes(db: Executor, userId: number): Promise<string[]> {
   const row = await db

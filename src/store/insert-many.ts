@@ -46,20 +46,7 @@ export async function insertMany<R, Out = Record<string, unknown>>(
   spec: BulkInsert<R>,
 ): Promise<Out[]> {
   if (spec.rows.length === 0) return [];
-  const names = sql.join(spec.columns.map((c) => sql.ref(c.name)));
-  const conflict = spec.skipConflictsOn
-    ? sql` on conflict (${sql.ref(spec.skipConflictsOn)}) do nothing`
-    : sql``;
-  const returning = spec.returning
-    ? sql` returning ${sql.join(spec.returning.map((c) => sql.ref(c)))}`
-    : sql``;
-  if (tx.dialect === "postgres") {
-    const arrays = spec.columns.map(
-      (c) => sql`${spec.rows.map((r) => r[c.name] ?? null)}::${sql.raw(c.pg)}[]`,
-    );
-    const query = sql<Out>`insert into ${sql.table(spec.table)} (${names}) select * from unnest(${sql.join(arrays)})${conflict}${returning}`;
-    return (await query.execute(tx.trx)).rows;
-  }
+  if (tx.dialect === "postgres") return (await pgInsertMany<R, Out>(spec).execute(tx.trx)).rows;
   // SQLite: one prepared statement run per row on the connection this transaction holds —
   // synchronous and cheap, where building a multi-row query costs more than the inserts.
   const raw = tx.sqlite;
@@ -81,6 +68,22 @@ export async function insertMany<R, Out = Record<string, unknown>>(
     }
   }
   return out;
+}
+
+/**
+ * {@link insertMany}'s PostgreSQL statement, `INSERT … SELECT * FROM unnest(…)`, as a query of its
+ * own — or a part of a larger one (a data-modifying `WITH` whose rows later parts read).
+ */
+export function pgInsertMany<R, Out = Record<string, unknown>>(spec: BulkInsert<R>) {
+  const names = sql.join(spec.columns.map((c) => sql.ref(c.name)));
+  const arrays = spec.columns.map((c) => sql`${spec.rows.map((r) => r[c.name] ?? null)}::${sql.raw(c.pg)}[]`);
+  const conflict = spec.skipConflictsOn
+    ? sql` on conflict (${sql.ref(spec.skipConflictsOn)}) do nothing`
+    : sql``;
+  const returning = spec.returning
+    ? sql` returning ${sql.join(spec.returning.map((c) => sql.ref(c)))}`
+    : sql``;
+  return sql<Out>`insert into ${sql.table(spec.table)} (${names}) select * from unnest(${sql.join(arrays)})${conflict}${returning}`;
 }
 
 const statements = new WeakMap<object, Map<string, Sqlite.Statement>>();

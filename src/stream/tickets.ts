@@ -82,7 +82,7 @@ export async function redeemTicket(
   const lease = { hash, generation: taken.generation };
   const changes = emptyChanges();
   changes.tickets.set(hash, lease.generation);
-  await deps.store.bus.publish(changes);
+  deps.store.bus.publish(changes);
   return { principal, lease };
 }
 

@@ -50,6 +50,12 @@ export const SPANNING: { reason: string; match: RegExp }[] = [
       /^select ("id", "created_at", "idempotency_key" from "events" where "created_at" <|distinct "event_id" from "(notifications|webhook_deliveries)" where "event_id" in|"id", "user_id"(, "endpoint_id")? from "(notifications|webhook_deliveries)" where ("created_at" <|"status" in \([^)]*\) and "updated_at" <))/,
   },
   {
+    reason:
+      "new feed rows are written with their counters and their users' feed versions in one statement on PostgreSQL: every part is keyed by the user_id each inserted row carries",
+    match:
+      /^with "n" as \(insert into "notifications" \("user_id", [^)]*\) select \* from unnest\(.*\) returning "id", "user_id", "type"\), "c" as \(insert into "feed_counters" \("user_id", .* from "n" group by "user_id", "type" .*"v" as \(update "feed_states" as "s" set .* from "n" group by "user_id"\) as "m" where "s"\."user_id" = "m"\."user_id"\) select count\(\*\) from "n"$/,
+  },
+  {
     reason: "expired stream tickets are swept by expiry, whoever they belong to",
     match: /^delete from "stream_tickets" where "expires_at" </,
   },
