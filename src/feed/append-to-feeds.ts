@@ -29,8 +29,8 @@ const NOTIFICATION_COLUMNS = bulkColumns<NewNotification>({
  * Appends events to their recipients' feeds, set-wise, inside the caller's transaction: takes
  * the recipients' feed locks (ascending), writes a row for each recipient that has not muted the
  * type — rendered once by the catalog, as its webhook payload is — then bumps the counters, and
- * each feed's version and newest id: one statement each on SQLite, one for all three on
- * PostgreSQL. Returns the rows added per event.
+ * each feed's version and newest id: one statement each on SQLite, one for all three where each
+ * statement is a round trip (PostgreSQL). Returns the rows added per event.
  */
 export async function appendToFeeds(tx: Tx, events: FeedAppend[]): Promise<number[]> {
   const users = [...new Set(events.flatMap((e) => e.recipients))].sort((a, b) => a - b);
@@ -62,7 +62,7 @@ export async function appendToFeeds(tx: Tx, events: FeedAppend[]): Promise<numbe
   }
   if (rows.length === 0) return added;
   tx.changes.created += rows.length;
-  if (tx.dialect === "postgres") {
+  if (tx.roundTrips) {
     await appendInOneStatement(tx, rows);
     return added;
   }

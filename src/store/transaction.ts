@@ -7,6 +7,8 @@ import type { Dialect, Executor, Store } from "./store.js";
 export interface Tx {
   readonly trx: Transaction<Database>;
   readonly dialect: Dialect;
+  /** Each statement is a round trip to a server (see `Store.roundTrips`). */
+  readonly roundTrips: boolean;
   readonly changes: Changes;
   /** The store spreads tables over nodes (see `Store.sharded`): row locks go shard by shard. */
   readonly sharded: boolean;
@@ -26,7 +28,16 @@ export async function transact<T>(store: Store, fn: (tx: Tx) => Promise<T>): Pro
   const sharded = await store.sharded();
   const result = await store.db
     .transaction()
-    .execute((trx) => fn({ trx, dialect: store.dialect, changes, sharded, sqlite: store.sqlite }));
+    .execute((trx) =>
+      fn({
+        trx,
+        dialect: store.dialect,
+        roundTrips: store.roundTrips,
+        changes,
+        sharded,
+        sqlite: store.sqlite,
+      }),
+    );
   if (hasChanges(changes)) store.bus.publish(changes);
   return result;
 }
