@@ -100,8 +100,21 @@ export interface Started {
   stop(): void;
 }
 
-/** The node flag `npm start` runs Belfry with (package.json). */
-const START_FLAGS = "--max-semi-space-size=8";
+/**
+ * The node flags `npm start` runs Belfry with, read from package.json's start script so the
+ * benchmarks measure what is shipped; `BELFRY_BENCH_NODE_FLAGS` adds more (to try one).
+ */
+const START_FLAGS = startFlags();
+
+function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as {
+    scripts: { start: string };
+  };
+  const m = /^node ((?:--\S+ )*)dist\/cli\/main\.js serve$/.exec(pkg.scripts.start);
+  if (!m) throw new Error(`package.json's start script is not "node [flags] dist/cli/main.js serve"`);
+  const extra = process.env.BELFRY_BENCH_NODE_FLAGS ?? "";
+  return `${m[1]} ${extra}`.split(" ").filter(Boolean);
+}
 
 /** Starts `belfry serve` on a free port and waits for /healthz. `nodeFlags` go to node itself. */
 export async function startBelfry(
@@ -109,8 +122,7 @@ export async function startBelfry(
   options: { extraEnv?: Record<string, string>; nodeFlags?: string[] } = {},
 ): Promise<Started> {
   const port = 20000 + Math.floor(Math.random() * 10000);
-  // As `npm start` runs it (a young generation capped at 8 MB per semi-space).
-  const flags = [START_FLAGS, ...(options.nodeFlags ?? [])];
+  const flags = [...START_FLAGS, ...(options.nodeFlags ?? [])];
   const proc = spawn(process.execPath, [...flags, CLI, "serve"], {
     env: { ...env, PORT: String(port), ...options.extraEnv },
     stdio: ["ignore", "ignore", "inherit"],

@@ -2,6 +2,7 @@
 import type { FastifyBaseLogger } from "fastify";
 import { type Config, ConfigError, loadConfig } from "../config.js";
 import { ApiError } from "../errors.js";
+import { boundHeapGrowth } from "./heap.js";
 import { usage } from "./usage.js";
 import { UsageError } from "./usage-error.js";
 import { runWatch } from "./watch.js";
@@ -70,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
   const oneShotOptions = () =>
     storeOptions(config, pino({ level: config.logLevel }, pino.destination(2)), PATIENT_TIMEOUTS);
   const oneShotStore = () => openMigratedStore(config.databaseUrl, oneShotOptions());
+  if (command === "serve" || command === "worker" || command === "demo") boundHeapGrowth();
   switch (command) {
     case "serve":
       return serve(config);

@@ -26,18 +26,16 @@ export interface Tx {
 export async function transact<T>(store: Store, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const changes = emptyChanges();
   const sharded = await store.sharded();
-  const result = await store.db
-    .transaction()
-    .execute((trx) =>
-      fn({
-        trx,
-        dialect: store.dialect,
-        roundTrips: store.roundTrips,
-        changes,
-        sharded,
-        sqlite: store.sqlite,
-      }),
-    );
+  const result = await store.db.transaction().execute((trx) =>
+    fn({
+      trx,
+      dialect: store.dialect,
+      roundTrips: store.roundTrips,
+      changes,
+      sharded,
+      sqlite: store.sqlite,
+    }),
+  );
   if (hasChanges(changes)) store.bus.publish(changes);
   return result;
 }
