@@ -165,6 +165,7 @@ export async function buildApp({
   app.server.maxConnections = maxConnections;
   app.decorateRequest("principal", null);
   app.decorateRequest("credentialRows", null);
+  app.decorateRequest("secretHash", null);
   const connections = trackUnusedConnections(app.server);
   // Hooks on every request are callback-style: an async hook costs a promise per request, which
   // measured ~10-30 % of throughput on the cheapest routes.
@@ -218,8 +219,7 @@ export async function buildApp({
   await app.register(async (scope) => healthRoutes(scope, deps));
   await app.register(async (scope) => bellRoutes(scope, bell ?? undefined));
   await app.register(async (scope) => {
-    scope.addHook("onRequest", limiter.perCredential);
-    scope.addHook("onRequest", limiter.guardAuthentication(userAuth(deps)));
+    scope.addHook("onRequest", limiter.authenticated(userAuth(deps)));
     await feedRoutes(scope, deps, pollIntervalS);
     // Browser sessions read the feed; managing orgs and webhooks takes an API key.
     await scope.register(async (keysOnly) => {
@@ -237,10 +237,7 @@ export async function buildApp({
       await webhookRoutes(keysOnly, deps);
     });
   });
-  await app.register(async (scope) => {
-    scope.addHook("onRequest", limiter.perCredential);
-    await streamRoutes(scope, deps, hub, streamOptions, limiter);
-  });
+  await app.register(async (scope) => streamRoutes(scope, deps, hub, streamOptions, limiter));
   await app.register(async (scope) => {
     scope.addHook("onRequest", adminAuth(adminToken));
     await adminRoutes(scope, deps);

@@ -8,7 +8,7 @@ import {
   type CredentialRead,
   type Principal,
 } from "../identity/authenticate.js";
-import { sameSecret } from "../identity/key-secret.js";
+import { hashSecret, sameSecret } from "../identity/key-secret.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -16,6 +16,8 @@ declare module "fastify" {
     principal: Principal | null;
     /** The rows of the route's `credentialRead`, read with the credential (see {@link userAuth}). */
     credentialRows: unknown[] | null;
+    /** The last secret {@link hashOnce} hashed for this request, and its hash. */
+    secretHash: { secret: string; hash: string } | null;
   }
   interface FastifyContextConfig {
     /**
@@ -34,14 +36,24 @@ declare module "fastify" {
  */
 export const userAuth = (deps: Deps) => async (request: FastifyRequest, _reply: FastifyReply) => {
   const read = request.routeOptions.config.credentialRead?.(request);
+  const hash = (secret: string) => hashOnce(request, secret);
   if (read === undefined) {
-    request.principal = await authenticate(deps, request.headers.authorization);
+    request.principal = await authenticate(deps, request.headers.authorization, hash);
     return;
   }
-  const { principal, rows } = await authenticateWith(deps, request.headers.authorization, read);
+  const { principal, rows } = await authenticateWith(deps, request.headers.authorization, read, hash);
   request.principal = principal;
   request.credentialRows = rows;
 };
+
+/**
+ * The hash of a secret the request presented, computed once per request: the rate limiter counts
+ * the credential by it, and authentication looks the credential up by it.
+ */
+export function hashOnce(request: FastifyRequest, secret: string): string {
+  if (request.secretHash?.secret !== secret) request.secretHash = { secret, hash: hashSecret(secret) };
+  return request.secretHash.hash;
+}
 
 /**
  * A hook, after {@link userAuth}, for routes a browser session may not use

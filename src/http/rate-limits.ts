@@ -1,10 +1,10 @@
-import { createHash } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from "fastify";
 import type { Redis } from "ioredis";
 import { ApiError, unavailable } from "../errors.js";
 import { bearerToken } from "../identity/authenticate.js";
 import { DEFAULTS } from "../settings.js";
+import { hashOnce } from "./auth.js";
 
 /** The request limits of `/api/v1/*`. */
 export interface RateLimits {
@@ -28,20 +28,18 @@ const WINDOW_MS = 60_000;
 /** A limiter's verdict, as `@fastify/rate-limit`'s `createRateLimit` gives it. */
 type Check = ReturnType<FastifyInstance["createRateLimit"]>;
 
-/** The hooks that apply the limits, for the scopes that serve `/api/v1/*`. */
+/** What applies the limits to the routes that serve `/api/v1/*`. */
 export interface Limiter {
   /**
-   * Counts the request against its credential's budget and sets the `RateLimit-*` headers (on
-   * every answer, errors included); over the budget → 429 `rate_limit_error` with `Retry-After`.
+   * Wraps an authenticating hook into the one `onRequest` hook of an `/api/v1` route, in this
+   * order: the request counts against its credential's budget and gets the `RateLimit-*` headers
+   * (on every answer, errors included), over the budget → 429 `rate_limit_error` with
+   * `Retry-After`; a client address with too many failed authentications this minute → 429 before
+   * its credential is even looked up; then `authenticate` runs, and each 401 it gives counts.
    */
-  perCredential: onRequestAsyncHookHandler;
-  /**
-   * Wraps an authenticating hook: a client address with too many failed authentications this
-   * minute is refused with 429 before its credential is even looked up, and each 401 counts.
-   */
-  guardAuthentication(
+  authenticated(
     authenticate: (request: FastifyRequest, reply: FastifyReply) => Promise<void>,
-  ): (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  ): onRequestAsyncHookHandler;
 }
 
 /**
@@ -67,25 +65,29 @@ export async function registerRateLimits(app: FastifyInstance, limits: RateLimit
     keyGenerator: (request) => `auth-failures:${request.ip}`,
   });
 
+  const countFailures = limits.authFailuresPerMinute !== 0;
   return {
-    perCredential: async (request, reply) => {
-      if (limits.perCredentialPerMinute === 0) return;
-      const limit = await consult(perCredential, request);
-      reply.header("ratelimit-limit", limit.max);
-      reply.header("ratelimit-remaining", limit.remaining);
-      reply.header("ratelimit-reset", limit.ttlInSeconds);
-      if (limit.isExceeded)
-        throw tooManyRequests(limit.ttlInSeconds, "Too many requests for this credential");
-    },
-    guardAuthentication: (authenticate) => async (request, reply) => {
-      if (limits.authFailuresPerMinute === 0) return authenticate(request, reply);
-      const before = await consult(failures, request, false);
-      if (before.remaining === 0)
-        throw tooManyRequests(before.ttlInSeconds, "Too many failed authentications from this address");
+    authenticated: (authenticate) => async (request, reply) => {
+      if (limits.perCredentialPerMinute !== 0) {
+        const limit = await consult(perCredential, request);
+        reply.headers({
+          "ratelimit-limit": limit.max,
+          "ratelimit-remaining": limit.remaining,
+          "ratelimit-reset": limit.ttlInSeconds,
+        });
+        if (limit.isExceeded)
+          throw tooManyRequests(limit.ttlInSeconds, "Too many requests for this credential");
+      }
+      if (countFailures) {
+        const before = await consult(failures, request, false);
+        if (before.remaining === 0)
+          throw tooManyRequests(before.ttlInSeconds, "Too many failed authentications from this address");
+      }
       try {
         await authenticate(request, reply);
       } catch (error) {
-        if (error instanceof ApiError && error.status === 401) await consult(failures, request);
+        if (countFailures && error instanceof ApiError && error.status === 401)
+          await consult(failures, request);
         throw error;
       }
     },
@@ -112,15 +114,16 @@ function tooManyRequests(retryAfterS: number, what: string): ApiError {
 }
 
 /**
- * What a request is counted against: its Bearer credential or stream ticket, by a hash (the
- * counter's key may sit in Redis, where a secret must not); without either, its client address.
+ * What a request is counted against: its Bearer credential or stream ticket, by its hash (the
+ * counter's key may sit in Redis, where a secret must not), the one authentication looks it up
+ * by; without either, its client address.
  */
 function credentialKey(request: FastifyRequest): string {
   const secret =
     bearerToken(request.headers.authorization) ??
     ticketOf(request.query as Record<string, unknown> | undefined);
   if (secret === undefined) return `address:${request.ip}`;
-  return `credential:${createHash("sha256").update(secret).digest("base64url").slice(0, 22)}`;
+  return `credential:${hashOnce(request, secret).slice(0, 32)}`;
 }
 
 function ticketOf(query: Record<string, unknown> | undefined): string | undefined {

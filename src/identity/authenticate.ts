@@ -118,28 +118,34 @@ async function ownerFor<C>(
  * call — no cache — so a revocation or an ended session takes effect on the very next request on
  * every instance. Each lookup is one indexed statement that also reads the feed version.
  */
-export async function authenticate(deps: Deps, authorization: string | undefined): Promise<Principal> {
-  return (await authenticateWith(deps, authorization, CREDENTIAL_ONLY)).principal;
+export async function authenticate(
+  deps: Deps,
+  authorization: string | undefined,
+  hash: (secret: string) => string = hashSecret,
+): Promise<Principal> {
+  return (await authenticateWith(deps, authorization, CREDENTIAL_ONLY, hash)).principal;
 }
 
 /**
  * {@link authenticate} with a lookup that reads more in the same statement (see
  * {@link CredentialRead}): the principal, and the statement's rows once the credential checked out.
+ * `hash` is {@link hashSecret}, or a caller's copy of it that already hashed this secret.
  */
 export async function authenticateWith<X>(
   deps: Deps,
   authorization: string | undefined,
   read: CredentialRead<X>,
+  hash: (secret: string) => string = hashSecret,
 ): Promise<{ principal: Principal; rows: X[] }> {
   const secret = bearerToken(authorization);
   if (secret?.startsWith("bfs_")) {
     if (!SESSION_PATTERN.test(secret)) throw unauthenticated(INVALID_SESSION);
-    const hash = hashSecret(secret);
-    const owner = await ownerFor(deps, sessionOwner, hash);
+    const hashed = hash(secret);
+    const owner = await ownerFor(deps, sessionOwner, hashed);
     if (owner === null) throw unauthenticated(INVALID_SESSION);
-    const rows = await read.session(deps.store.db, hash, owner);
+    const rows = await read.session(deps.store.db, hashed, owner);
     const session = rows[0];
-    if (!session || !sameHash(session.secret_hash, hash)) throw unauthenticated(INVALID_SESSION);
+    if (!session || !sameHash(session.secret_hash, hashed)) throw unauthenticated(INVALID_SESSION);
     if (session.expires_at <= deps.clock()) throw unauthenticated(EXPIRED_SESSION);
     const principal = toPrincipal(
       { kind: "session", sessionId: session.id },
@@ -149,12 +155,12 @@ export async function authenticateWith<X>(
     return { principal, rows };
   }
   if (secret === undefined || !KEY_PATTERN.test(secret) || secret.length > 256) throw unauthenticated();
-  const hash = hashSecret(secret);
-  const owner = await ownerFor(deps, keyOwner, hash);
+  const hashed = hash(secret);
+  const owner = await ownerFor(deps, keyOwner, hashed);
   if (owner === null) throw unauthenticated();
-  const rows = await read.key(deps.store.db, hash, owner);
+  const rows = await read.key(deps.store.db, hashed, owner);
   const key = rows[0];
-  if (!key || !sameHash(key.secret_hash, hash)) throw unauthenticated();
+  if (!key || !sameHash(key.secret_hash, hashed)) throw unauthenticated();
   if (key.revoked_at !== null) throw unauthenticated(REVOKED_KEY);
   const principal = toPrincipal({ kind: "key", keyId: key.id, orgId: key.org_id }, key.user_id, key.version);
   return { principal, rows };

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /** `bf_` + 43 url-safe characters (32 random bytes): the documented shape of a key. */
 export const KEY_PATTERN = /^bf_[A-Za-z0-9_-]{32,}$/;
@@ -11,7 +11,7 @@ export function generateKey(): { secret: string; prefix: string; hash: string } 
 }
 
 /** Hex SHA-256. Keys carry 256 random bits, so a fast unsalted hash is the right tool. */
-export const hashSecret = (secret: string) => createHash("sha256").update(secret).digest("hex");
+export const hashSecret = (secret: string) => hash("sha256", secret, "hex");
 
 /** Compares two secrets in time that depends only on their hashes' (fixed) length. */
 export function sameSecret(a: string, b: string): boolean {

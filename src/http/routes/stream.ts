@@ -8,7 +8,7 @@ import { parseId } from "../../ids.js";
 import { type Query, queryParams, StringParam } from "../../query-params.js";
 import { type StreamHub, type StreamOptions, serveFeedStream } from "../../stream/feed-stream.js";
 import { createTicket, redeemTicket, StreamTicket, type TicketLease } from "../../stream/tickets.js";
-import { principal, userAuth } from "../auth.js";
+import { hashOnce, principal, userAuth } from "../auth.js";
 import { noBody } from "../no-body.js";
 import { operation } from "../operation.js";
 import type { Limiter } from "../rate-limits.js";
@@ -58,7 +58,7 @@ export async function streamRoutes(
   app.post(
     "/api/v1/me/notifications/stream-tickets",
     {
-      onRequest: limiter.guardAuthentication(userAuth(deps)),
+      onRequest: limiter.authenticated(userAuth(deps)),
       preValidation: noBody,
       schema: operation({
         operationId: "createStreamTicket",
@@ -99,10 +99,12 @@ export async function streamRoutes(
           429: "Or this credential already holds 10 open streams on this instance.",
         },
       }),
-      onRequest: limiter.guardAuthentication(async (request) => {
+      onRequest: limiter.authenticated(async (request) => {
         const ticket = readStream.ticket(request.query as Query);
         if (ticket === undefined) {
-          request.principal = await authenticate(deps, request.headers.authorization);
+          request.principal = await authenticate(deps, request.headers.authorization, (secret) =>
+            hashOnce(request, secret),
+          );
           return;
         }
         const redeemed = await redeemTicket(deps, ticket);
