@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseRfc3339, toIso } from "../src/time.js";
 
@@ -41,5 +42,30 @@ describe("parseRfc3339", () => {
 
   it("agrees with Date.parse on ordinary times", () => {
     expect(parseRfc3339("2026-05-22T08:08:00Z")).toBe(at("2026-05-22T08:08:00Z"));
+  });
+});
+
+describe("toIso", () => {
+  it("formats any second of the years 1-9999 as the Date would, fractions cut off", () => {
+    const min = Date.parse("0001-01-01T00:00:00Z") / 1000;
+    const max = Date.parse("9999-12-31T23:59:59Z") / 1000;
+    const seconds = fc.oneof(
+      fc.integer({ min, max }),
+      fc.double({ min, max, noNaN: true }),
+      // Around day boundaries, where the cached day must change.
+      fc
+        .tuple(
+          fc.integer({ min: min / 86_400, max: Math.floor(max / 86_400) }),
+          fc.integer({ min: -2, max: 2 }),
+        )
+        .map(([day, s]) => Math.min(max, Math.max(min, day * 86_400 + s))),
+    );
+    fc.assert(
+      fc.property(fc.array(seconds, { minLength: 1, maxLength: 5 }), (list) => {
+        for (const s of list)
+          expect(toIso(s)).toBe(`${new Date(Math.floor(s) * 1000).toISOString().slice(0, 19)}Z`);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -140,9 +140,24 @@ export async function startBelfry(
 }
 
 /** Starts the bare node:http baseline (bench/bare-server.mjs): the fastest a Node.js answer gets. */
-export async function startBare(): Promise<Started> {
+export function startBare(): Promise<Started> {
+  return startScript("bare-server.mjs", {});
+}
+
+/**
+ * Starts the floor (bench/floor-server.mjs): bare node:http doing Belfry's data work for the read
+ * scenarios and nothing else, on Belfry's store (`env`).
+ */
+export function startFloor(env: NodeJS.ProcessEnv): Promise<Started> {
+  return startScript("floor-server.mjs", env);
+}
+
+async function startScript(script: string, env: NodeJS.ProcessEnv): Promise<Started> {
   const port = 30000 + Math.floor(Math.random() * 10000);
-  const proc = fork(join(import.meta.dirname, "../bare-server.mjs"), { env: { PORT: String(port) } });
+  const proc = fork(join(import.meta.dirname, "..", script), {
+    env: { ...env, PORT: String(port) },
+    execArgv: [],
+  });
   atExit(() => proc.kill("SIGKILL"));
   await new Promise((resolve) => proc.once("message", resolve));
   return started(`http://127.0.0.1:${port}`, proc);

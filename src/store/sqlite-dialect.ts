@@ -133,7 +133,7 @@ class HandleDriver implements Driver {
       // A statement with RETURNING is a "reader" too: only plain selects run here.
       if (!statement.reader || !/^\s*select /i.test(query.sql)) return undefined;
       const started = performance.now();
-      const rows = statement.all(query.parameters as unknown[]);
+      const rows = handle.allRows(statement, query.parameters as unknown[]);
       if (typeof log === "function")
         log({ level: "query", query, queryDurationMillis: performance.now() - started });
       return rows;
@@ -179,7 +179,7 @@ class HandleConnection implements DatabaseConnection {
       try {
         const statement = handle.prepare(query.sql);
         const parameters = query.parameters as unknown[];
-        if (statement.reader) return { rows: statement.all(parameters) as R[] };
+        if (statement.reader) return { rows: handle.allRows(statement, parameters) as R[] };
         const { changes, lastInsertRowid } = statement.run(parameters);
         if (outside) lock.acquired();
         return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };

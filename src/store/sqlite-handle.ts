@@ -19,6 +19,8 @@ export class SqliteHandle {
   readonly #reopenable: boolean;
   #db: Sqlite.Database;
   #statements = new Map<string, Sqlite.Statement>();
+  /** Each reader's column names, once {@link allRows} has switched it to reading arrays. */
+  #columns = new WeakMap<Sqlite.Statement, string[]>();
   #reopenDue = false;
   #openedAt = performance.now();
 
@@ -43,6 +45,30 @@ export class SqliteHandle {
       this.#statements.set(source, statement);
     }
     return statement;
+  }
+
+  /**
+   * The rows of a reader (a select, or a statement with RETURNING) as objects keyed by column
+   * name, as `statement.all` would give them. SQLite's driver makes each row object through V8's
+   * API, which costs about as much as running the statement: a 50-row page took 100 µs that way
+   * against 50 µs read as arrays and made into objects here.
+   */
+  allRows(statement: Sqlite.Statement, parameters: unknown[]): Record<string, unknown>[] {
+    let columns = this.#columns.get(statement);
+    if (columns === undefined) {
+      columns = statement.columns().map((column) => column.name);
+      statement.raw(true);
+      this.#columns.set(statement, columns);
+    }
+    const rows = statement.all(parameters) as unknown[][];
+    const objects: Record<string, unknown>[] = new Array(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as unknown[];
+      const object: Record<string, unknown> = {};
+      for (let c = 0; c < columns.length; c++) object[columns[c] as string] = row[c];
+      objects[i] = object;
+    }
+    return objects;
   }
 
   /** Takes note of a failed statement: some failures call for a fresh connection. */
