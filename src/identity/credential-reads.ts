@@ -67,31 +67,37 @@ export interface PageRow {
 type PageArgs = [hash: string, type: string, pageSize: number, offset: number];
 
 /**
- * The credential, the counts and one page of rows in one statement (PostgreSQL: a lateral join,
- * one row per feed row, or one row with no feed row). The page asks for no more rows than remain
- * (the filtered total minus the offset), so the scan stops as soon as it has them. Rows above the
- * read-through id skip the mark-all-read probe, as in the two-statement read.
+ * The credential, the counts and one page of rows in one statement (PostgreSQL: lateral joins,
+ * one row per feed row, or one row with no feed row). The counts are summed once, in a lateral
+ * of their own (in the select list they were summed again for every row of the page). The page
+ * asks for no more rows than remain (the filtered total minus the offset), so the scan stops as
+ * soon as it has them. Rows above the read-through id skip the mark-all-read probe, as in the
+ * two-statement read.
  */
 function preparePageRead(byType: boolean, unreadOnly: boolean) {
   const build = (lookup: typeof keyLookup | typeof sessionLookup) =>
     routable((db: Executor, owner: number | undefined, ...[hash, type, pageSize, offset]: PageArgs) =>
       (lookup as typeof keyLookup)(db, hash, owner)
-        .select((eb) => {
-          const s = eb as unknown as WithState;
-          return [
-            "s.read_through_id",
-            counterSum(s, "total", byType ? type : undefined, owner).as("total"),
-            counterSum(s, "unread", byType ? type : undefined, owner).as("unread"),
-          ];
-        })
+        .innerJoinLateral(
+          (eb) => {
+            let q = eb
+              .selectFrom("feed_counters as c")
+              .select([
+                sql<number>`cast(coalesce(sum(${sql.ref("c.total")}), 0) as integer)`.as("total"),
+                sql<number>`cast(coalesce(sum(${sql.ref("c.unread")}), 0) as integer)`.as("unread"),
+              ])
+              .whereRef("c.user_id", "=", "s.user_id");
+            if (owner !== undefined) q = q.where("c.user_id", "=", owner);
+            if (byType) q = q.where("c.type", "=", type);
+            return q.as("counts");
+          },
+          (join) => join.onTrue(),
+        )
+        .select(["s.read_through_id", "counts.total", "counts.unread"])
         .leftJoinLateral(
           (eb) => {
-            const remaining = sql<number>`greatest(0, (${counterSum(
-              eb as unknown as WithState,
-              unreadOnly ? "unread" : "total",
-              byType ? type : undefined,
-              owner,
-            )}) - cast(${offset} as bigint))`;
+            const filtered = sql.ref(unreadOnly ? "counts.unread" : "counts.total");
+            const remaining = sql<number>`greatest(0, ${filtered} - cast(${offset} as bigint))`;
             let q = eb
               .selectFrom("notifications")
               .select((nb) => [
