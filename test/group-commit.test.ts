@@ -200,6 +200,44 @@ describe.each(BACKENDS)("group commit on %s", (backend) => {
     }
   });
 
+  it.skipIf(backend === "sqlite")(
+    "runs groups side by side on PostgreSQL: one waiting on a lock holds up no other",
+    async () => {
+      const blocked = await h.userWithKey();
+      const free = await h.userWithKey();
+      const db = await side();
+      // Another transaction holds the feed of one user: a group writing to it waits.
+      await db.run("begin");
+      await db.run("select version from feed_states where user_id = $1 for update", [blocked.id]);
+      let held = true;
+      const waiting = ingest(payment(blocked.id, id("held"))).finally(() => {
+        held = false;
+      });
+      const lockWaits = PG_IS_CITUS
+        ? "select count(*)::int as n from citus_lock_waits"
+        : "select count(*)::int as n from pg_locks where not granted";
+      await waitFor(
+        async () => ((await db.run(lockWaits))[0] as { n: number }).n > 0,
+        15_000,
+        "the lock wait",
+      );
+
+      // Later writes go on in a group of their own, committed while the first still waits.
+      const answers = await Promise.all([
+        ingest(payment(free.id, id("free"))),
+        ingest(payment(free.id, id("free"))),
+      ]);
+      expect(answers.map((a) => a.status)).toEqual([202, 202]);
+      expect(await count(free.key)).toBe(2);
+      expect(held).toBe(true);
+
+      await db.run("commit");
+      const answer = await waiting;
+      expect(answer.status).toBe(202);
+      expect(await count(blocked.key)).toBe(1);
+    },
+  );
+
   it("answers a group 503 when the store goes away, and gathers again once it is back", async () => {
     const u = await h.userWithKey();
     const db = await side();

@@ -16,9 +16,22 @@ export interface GroupCommitOptions<I, O> {
    * of its own, side by side with others — what measured as fast where gathering did not help.
    */
   gatherOn?: readonly Dialect[];
+  /**
+   * How many groups may run side by side, each in its own transaction: by default one on SQLite
+   * (one connection) and {@link POOLED_GROUPS} on PostgreSQL (a pool).
+   */
+  groupsAtOnce?: number;
   /** Told the number of items each committed transaction carried (for the metrics). */
   committed?(size: number): void;
 }
+
+/**
+ * Groups side by side on a pooled store: while one waits on the database (a round trip, its
+ * commit's flush), the next gathers and runs. On two cores shared with PostgreSQL, single ingest
+ * from 32 clients measured 2,000–2,400 events/s with one group at a time, 2,500–2,950 with two and
+ * 2,900–3,000 with three.
+ */
+export const POOLED_GROUPS = 3;
 
 interface Waiting<I, O> {
   item: I;
@@ -33,7 +46,9 @@ interface Waiting<I, O> {
  * when it ends, the next group takes what queued — at most `maxItems` — so requests that arrive
  * together share one transaction and one durable commit, without a fixed wait: an idle gatherer
  * starts a group after one event-loop turn, which collects whatever the same turn submitted.
- * One group runs at a time (docs/decisions.md, "Group commit", says why not several); on a store
+ * On PostgreSQL up to `groupsAtOnce` groups run side by side (a new one starts while others wait
+ * on the database, with what queued meanwhile); writers lock idempotency keys, then feeds, each in
+ * one order, so side-by-side groups wait for each other at worst and never deadlock. On a store
  * not in `gatherOn`, items do not queue at all.
  *
  * A group whose transaction fails because the store is unavailable (`isUnavailable`) rejects its
@@ -51,10 +66,13 @@ export class GroupCommit<I, O> {
   readonly #run: GroupCommitOptions<I, O>["run"];
   readonly #maxItems: number;
   readonly #gathers: boolean;
+  readonly #groupsAtOnce: number;
   readonly #committed: (size: number) => void;
   #queue: Waiting<I, O>[] = [];
-  /** A group is running, or about to start at the end of this event-loop turn. */
-  #busy = false;
+  /** Groups running now. */
+  #running = 0;
+  /** A group starts at the end of this event-loop turn. */
+  #starting = false;
 
   constructor(
     store: Store,
@@ -62,14 +80,17 @@ export class GroupCommit<I, O> {
       run,
       maxItems = 128,
       gatherOn = ["sqlite", "postgres"],
+      groupsAtOnce = store.dialect === "sqlite" ? 1 : POOLED_GROUPS,
       committed = () => {},
     }: GroupCommitOptions<I, O>,
   ) {
     if (!(maxItems >= 1)) throw new Error("maxItems must be at least 1");
+    if (!(groupsAtOnce >= 1)) throw new Error("groupsAtOnce must be at least 1");
     this.#store = store;
     this.#run = run;
     this.#maxItems = maxItems;
     this.#gathers = gatherOn.includes(store.dialect);
+    this.#groupsAtOnce = groupsAtOnce;
     this.#committed = committed;
   }
 
@@ -85,16 +106,21 @@ export class GroupCommit<I, O> {
     });
   }
 
-  /** Starts the next group at the end of this event-loop turn, unless one is running. */
+  /** Starts the next group at the end of this event-loop turn, unless enough are running. */
   #schedule(): void {
-    if (this.#busy || this.#queue.length === 0) return;
-    this.#busy = true;
+    if (this.#starting || this.#running >= this.#groupsAtOnce || this.#queue.length === 0) return;
+    this.#starting = true;
     setImmediate(() => {
+      this.#starting = false;
       const group = this.#queue.splice(0, this.#maxItems);
+      if (group.length === 0) return;
+      this.#running++;
       void this.#commit(group).finally(() => {
-        this.#busy = false;
+        this.#running--;
         this.#schedule();
       });
+      // What queued beyond this group's share may start beside it.
+      this.#schedule();
     });
   }
 
