@@ -61,6 +61,11 @@ export class SqliteHandle {
       this.#columns.set(statement, columns);
     }
     const rows = statement.all(parameters) as unknown[][];
+    // A `select *` re-prepared by SQLite after a schema change can have other columns.
+    if (rows.length > 0 && (rows[0] as unknown[]).length !== columns.length) {
+      columns = statement.columns().map((column) => column.name);
+      this.#columns.set(statement, columns);
+    }
     const objects: Record<string, unknown>[] = new Array(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i] as unknown[];
