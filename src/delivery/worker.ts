@@ -16,6 +16,7 @@ import {
   type Outcome,
   readDeliveryEvents,
   readEndpointTargets,
+  releaseLease,
 } from "../webhooks/outbox-claims.js";
 import { ConnectionPool } from "./connection-pool.js";
 import { attemptDelivery, scheduleAttempts } from "./deliver.js";
@@ -312,6 +313,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
    * Returns whether the looks were cut short (more may be due at once).
    */
   const claim = async (): Promise<{ claimed: number; more: boolean; waitMs?: number }> => {
+    await releaseUncertain();
     let claimed = 0;
     const nowMs = deps.clockMs();
     const lease = { nowMs, leaseMs, leaseToken: randomBytes(12).toString("hex") };
@@ -322,7 +324,10 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     }
     const left = topUpLimit() - waiting;
     if (refills.length > 0 && left > 0 && running) {
-      const got = await transact(deps.store, (tx) => leaseDueDeliveries(tx, refills, lease, left));
+      const endpoints = refills.map((r) => r.endpoint);
+      const got = await leasing(lease, endpoints, () =>
+        transact(deps.store, (tx) => leaseDueDeliveries(tx, refills, lease, left)),
+      );
       claimed += await queue(got.claimed);
       noteBacklogs(got.asked, got.claimed);
     }
@@ -344,12 +349,19 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
       // Full: the round waits until attempts make room and wake the loop.
       if (!running || limit <= 0) return { claimed, more: false };
       const from = cursor.bucket;
-      const got = await claimDueDeliveries(deps.store, cursor, {
-        look: LOOK_LIMIT,
-        limit,
-        room: fresh,
-        ...lease,
-      });
+      // Every endpoint the look offers room to may get rows leased.
+      const offered: EndpointRef[] = [];
+      const got = await leasing(lease, offered, () =>
+        claimDueDeliveries(deps.store, cursor, {
+          look: LOOK_LIMIT,
+          limit,
+          room: (ref) => {
+            offered.push(ref);
+            return fresh(ref);
+          },
+          ...lease,
+        }),
+      );
       claimed += await queue(got.claimed);
       noteBacklogs(got.asked, got.claimed);
       walked +=
@@ -364,6 +376,42 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     }
     return { claimed, more: true };
   };
+  /**
+   * Claims that failed under a store outage, and the endpoints each may hold leases of: a claim
+   * can commit while its answer is lost (the connection dies during COMMIT), and then the rows it
+   * leased would wait for the lease to run out (the attempt timeout and 30 s more) although this
+   * worker never got them. Once the store answers again, the next claim first releases them.
+   */
+  const uncertain: { leaseToken: string; untilMs: number; endpoints: readonly EndpointRef[] }[] = [];
+  /** Forgets the uncertain claims whose lease has run out anyway (this bounds the list). */
+  const expireUncertain = () => {
+    const nowMs = deps.clockMs();
+    while (uncertain.length > 0 && (uncertain[0] as (typeof uncertain)[number]).untilMs <= nowMs)
+      uncertain.shift();
+  };
+  const leasing = async <T>(
+    lease: { nowMs: number; leaseToken: string },
+    endpoints: readonly EndpointRef[],
+    run: () => Promise<T>,
+  ): Promise<T> => {
+    try {
+      return await run();
+    } catch (error) {
+      expireUncertain();
+      const untilMs = lease.nowMs + leaseMs;
+      if (endpoints.length > 0) uncertain.push({ leaseToken: lease.leaseToken, untilMs, endpoints });
+      throw error;
+    }
+  };
+  const releaseUncertain = async () => {
+    expireUncertain();
+    while (uncertain.length > 0) {
+      const { leaseToken, endpoints } = uncertain[0] as (typeof uncertain)[number];
+      await transact(deps.store, (tx) => releaseLease(tx, leaseToken, endpoints));
+      uncertain.shift();
+    }
+  };
+
   /** An endpoint that gave all that was asked of it probably has more due: its lane is topped up directly. */
   const noteBacklogs = (
     asked: readonly { endpoint: EndpointRef; take: number }[],

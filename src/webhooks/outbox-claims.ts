@@ -115,6 +115,29 @@ export async function claimDueDeliveries(
 }
 
 /**
+ * Frees what a lease may hold of each endpoint's deliveries, in the caller's transaction: for a
+ * claim whose outcome is unknown (the store failed while it committed), which its claimer never
+ * got the rows of. They are due again at once rather than when the lease runs out. The token is
+ * the claim's own, so nothing another claim holds is touched. One statement per endpoint,
+ * filtered by user (one shard on Citus); the status, and so the counts, are unchanged.
+ */
+export async function releaseLease(
+  tx: Tx,
+  leaseToken: string,
+  endpoints: readonly EndpointRef[],
+): Promise<void> {
+  for (const { userId, endpointId } of endpoints) {
+    await tx.trx
+      .updateTable("webhook_deliveries")
+      .set({ lease_token: null, lease_until_ms: null })
+      .where("user_id", "=", userId)
+      .where("endpoint_id", "=", endpointId)
+      .where("lease_token", "=", leaseToken)
+      .execute();
+  }
+}
+
+/**
  * Leases up to `take` of each endpoint's due deliveries, soonest due first, and at most `limit`
  * in all, in the caller's transaction: one statement per endpoint, filtered by user (one shard
  * on Citus), with `FOR UPDATE SKIP LOCKED` on PostgreSQL so that concurrent claimers skip each
