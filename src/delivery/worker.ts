@@ -377,7 +377,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
     return { claimed, more: true };
   };
   /**
-   * Claims that failed under a store outage, and the endpoints each may hold leases of: a claim
+   * Claims that failed (a store outage, mostly), and the endpoints each may hold leases of: a claim
    * can commit while its answer is lost (the connection dies during COMMIT), and then the rows it
    * leased would wait for the lease to run out (the attempt timeout and 30 s more) although this
    * worker never got them. Once the store answers again, the next claim first releases them.
