@@ -386,8 +386,7 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   /** Forgets the uncertain claims whose lease has run out anyway (this bounds the list). */
   const expireUncertain = () => {
     const nowMs = deps.clockMs();
-    while (uncertain.length > 0 && (uncertain[0] as (typeof uncertain)[number]).untilMs <= nowMs)
-      uncertain.shift();
+    while ((uncertain[0]?.untilMs ?? Number.POSITIVE_INFINITY) <= nowMs) uncertain.shift();
   };
   const leasing = async <T>(
     lease: { nowMs: number; leaseToken: string },
@@ -405,8 +404,8 @@ export function startDeliveryWorker(deps: Deps, log: WorkerLog): DeliveryWorker 
   };
   const releaseUncertain = async () => {
     expireUncertain();
-    while (uncertain.length > 0) {
-      const { leaseToken, endpoints } = uncertain[0] as (typeof uncertain)[number];
+    for (let first = uncertain[0]; first; first = uncertain[0]) {
+      const { leaseToken, endpoints } = first;
       await transact(deps.store, (tx) => releaseLease(tx, leaseToken, endpoints));
       uncertain.shift();
     }

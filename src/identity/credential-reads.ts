@@ -20,19 +20,24 @@ import { sessionLookup } from "./sessions.js";
 type WithState = ExpressionBuilder<Database & { s: Database["feed_states"] }, "s">;
 
 /**
- * The sum of one counter column over the user's counter rows (one per feed type, or one type).
- * With `owner` (see `routable`) each per-user table the statement reads names the user itself, so
- * Citus plans the statement for that user's shard alone.
+ * The user's counter rows (one per feed type, or the one of `type`). With `owner` (see
+ * `routable`) each per-user table the statement reads names the user itself, so Citus plans the
+ * statement for that user's shard alone.
  */
-const counterSum = (eb: WithState, column: "total" | "unread", type?: unknown, owner?: number) => {
-  let q = eb
-    .selectFrom("feed_counters as c")
-    .select(sql<number>`cast(coalesce(sum(${sql.ref(`c.${column}`)}), 0) as integer)`.as("n"))
-    .whereRef("c.user_id", "=", "s.user_id");
+const counterRows = (eb: WithState, type?: unknown, owner?: number) => {
+  let q = eb.selectFrom("feed_counters as c").whereRef("c.user_id", "=", "s.user_id");
   if (owner !== undefined) q = q.where("c.user_id", "=", owner);
   if (type !== undefined) q = q.where("c.type", "=", type as string);
   return q;
 };
+
+/** The sum of one counter column over {@link counterRows} (0 when there are none). */
+const summed = (column: "total" | "unread") =>
+  sql<number>`cast(coalesce(sum(${sql.ref(`c.${column}`)}), 0) as integer)`;
+
+/** {@link summed} as a scalar subquery. */
+const counterSum = (eb: WithState, column: "total" | "unread", type?: unknown, owner?: number) =>
+  counterRows(eb, type, owner).select(summed(column).as("n"));
 
 /** The credential, its feed version and the user's unread count: unread-count and its 304 in one read. */
 const keyUnread = routable((db, owner, hash: string) =>
@@ -79,18 +84,10 @@ function preparePageRead(byType: boolean, unreadOnly: boolean) {
     routable((db: Executor, owner: number | undefined, ...[hash, type, pageSize, offset]: PageArgs) =>
       (lookup as typeof keyLookup)(db, hash, owner)
         .innerJoinLateral(
-          (eb) => {
-            let q = eb
-              .selectFrom("feed_counters as c")
-              .select([
-                sql<number>`cast(coalesce(sum(${sql.ref("c.total")}), 0) as integer)`.as("total"),
-                sql<number>`cast(coalesce(sum(${sql.ref("c.unread")}), 0) as integer)`.as("unread"),
-              ])
-              .whereRef("c.user_id", "=", "s.user_id");
-            if (owner !== undefined) q = q.where("c.user_id", "=", owner);
-            if (byType) q = q.where("c.type", "=", type);
-            return q.as("counts");
-          },
+          (eb) =>
+            counterRows(eb as unknown as WithState, byType ? type : undefined, owner)
+              .select([summed("total").as("total"), summed("unread").as("unread")])
+              .as("counts"),
           (join) => join.onTrue(),
         )
         .select(["s.read_through_id", "counts.total", "counts.unread"])
